@@ -1,0 +1,118 @@
+"""The one shape every dataset takes: stimulus runs on a TR grid, and per-subject responses.
+
+A dataset is a list of stimulus runs (what was presented, with the stimulus-clock time
+of every response row) plus a loader that returns one subject's responses by run.
+Volumetric datasets also carry the brain mask that maps targets (columns) to voxels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+Split = Literal["train", "test"]
+Evaluation = Literal["heldout", "leave-one-run-out"]
+
+
+@dataclass(frozen=True)
+class StimulusRun:
+    """One presented stimulus segment.
+
+    Attributes
+    ----------
+    name : run label, e.g. ``"run-1"``; keys the responses of every subject.
+    tr_times : (n_trs,) float64 seconds on the stimulus clock (0 = start of this run's
+        media files) at which each response row was acquired.
+    video, audio, words : media files of the run (MP4, WAV, word TSV/TextGrid) or None.
+        Words files hold onsets on the same stimulus clock.
+    split : ``"train"`` or ``"test"`` (used when the dataset's evaluation is ``"heldout"``).
+    """
+
+    name: str
+    tr_times: np.ndarray
+    video: Path | None = None
+    audio: Path | None = None
+    words: Path | None = None
+    split: Split = "train"
+
+    @property
+    def n_trs(self) -> int:
+        return int(len(self.tr_times))
+
+
+@dataclass
+class Responses:
+    """One subject's responses.
+
+    Attributes
+    ----------
+    subject : subject label, e.g. ``"01"``.
+    runs : run name -> (n_repeats, n_trs, n_targets) float32. Repeats are separate
+        presentations of the same stimulus run (the demo's test run has 2).
+    valid : (n_targets,) bool, False for targets unusable in this subject (constant
+        columns); None means all valid. Summaries exclude invalid targets.
+    """
+
+    subject: str
+    runs: dict[str, np.ndarray]
+    valid: np.ndarray | None = None
+
+    @property
+    def n_targets(self) -> int:
+        return int(next(iter(self.runs.values())).shape[-1])
+
+
+@dataclass
+class Dataset:
+    """A study: stimulus runs, subjects, targets and how to evaluate.
+
+    Attributes
+    ----------
+    name : short dataset name (``"demo"``, ``"alice"``) used in result paths.
+    root : folder the dataset was read from.
+    tr : repetition time in seconds.
+    runs : the stimulus runs, in presentation order.
+    subjects : subject labels (only usable subjects; see ``notes`` for excluded ones).
+    rois : ROI name -> (n_targets,) bool mask over the response columns.
+    load_responses : callable subject -> :class:`Responses` (preprocessed: detrended and
+        z-scored per run and repeat).
+    evaluation : ``"heldout"`` (fit on train runs, test on test runs, repeats averaged) or
+        ``"leave-one-run-out"`` (each run is tested once with a model fit on the others).
+    delays : default FIR delays in TRs for this dataset.
+    mask_img : for volumetric data, the NIfTI brain mask whose in-mask voxels are the
+        targets (nilearn ``NiftiMasker`` order); None for ROI time series.
+    target_names : names of the response columns when they are few (ROI series).
+    notes : human-readable remarks from loading (excluded subjects, constant columns).
+    ground_truth : folder holding the simulation truth, when the dataset has one.
+    """
+
+    name: str
+    root: Path
+    tr: float
+    runs: list[StimulusRun]
+    subjects: list[str]
+    rois: dict[str, np.ndarray]
+    load_responses: Callable[[str], Responses]
+    evaluation: Evaluation = "heldout"
+    delays: tuple[int, ...] = (1, 2, 3, 4)
+    mask_img: object | None = None
+    target_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    ground_truth: Path | None = None
+
+    @property
+    def train_runs(self) -> list[StimulusRun]:
+        return [r for r in self.runs if r.split == "train"]
+
+    @property
+    def test_runs(self) -> list[StimulusRun]:
+        return [r for r in self.runs if r.split == "test"]
+
+    def run(self, name: str) -> StimulusRun:
+        for r in self.runs:
+            if r.name == name:
+                return r
+        raise KeyError(f"dataset {self.name!r} has no run {name!r}; runs: {[r.name for r in self.runs]}")
