@@ -1,0 +1,31 @@
+# Two commands do everything: `make demo` and `make test` (see README.md).
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := data/demo
+RESULTS ?= results
+
+.PHONY: env demo test clean-demo
+
+# torch is pinned first so pip takes the CPU wheel on this disk instead of a CUDA build.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+$(DEMO)/dataset_description.json: | $(STAMP)
+	$(BIN)/mmneuro datasets demo --out $(DEMO)
+
+demo: $(STAMP) $(DEMO)/dataset_description.json
+	HF_HUB_OFFLINE=1 $(BIN)/mmneuro encode --dataset $(DEMO) --model minilm --subject 1 --out $(RESULTS)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,277 @@
+r"""Noise ceilings: how well could any model predict these responses?
+
+Two kinds:
+
+* **Repeat-based** (:func:`explainable_variance`, :func:`ceiling_r`) for stimuli shown
+  several times: the part of each target's variance that repeats across presentations.
+* **Cross-subject** (:func:`cross_subject_ceiling`) for stimuli shown once: how well the
+  other subjects' responses of the same target predict this subject's.
+
+Model of the data used throughout: repeat ``k`` of a target is ``y_k = s + e_k`` with
+the stimulus-driven signal ``s`` (variance ``S``) shared by all repeats and independent
+noise ``e_k`` (variance ``N``). The explainable variance is ``EV = S / (S + N)``.
+
+Derivations (one line each; ``n`` repeats):
+
+* mean of the per-repeat variances: ``E[var(y_k)] = S + N``; variance of the repeat
+  mean: ``E[var(mean_k y_k)] = S + N / n``. Their ratio ``ev_raw = (S + N/n)/(S + N)
+  = EV + (1 - EV)/n`` overestimates EV; solving for EV gives the bias-corrected
+  ``EV = (n ev_raw - 1)/(n - 1) = ev_raw - (1 - ev_raw)/(n - 1)``.
+* a perfect model predicts ``s``; against the repeat average ``s + mean_k e_k`` (noise
+  variance ``N/n``) its correlation is ``S / sqrt(S (S + N/n)) = sqrt(EV / (EV + (1 - EV)/n))
+  = sqrt(n EV / (n EV + 1 - EV))``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mmneuro.brain.preprocess import validate_responses
+from mmneuro.errors import InputError
+
+
+def _zscore_time(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """z-score along ``axis``; returns (z, constant) with constant slices set to 0."""
+    mean = x.mean(axis=axis, keepdims=True)
+    centered = x - mean
+    std = centered.std(axis=axis, keepdims=True)
+    scale = np.abs(x).max(axis=axis, keepdims=True)
+    flat = std <= 1e-12 * np.maximum(scale, np.finfo(np.float64).tiny)
+    z = centered / np.where(flat, 1.0, std)
+    z = np.where(flat, 0.0, z)
+    return z, np.squeeze(flat, axis=axis)
+
+
+def explainable_variance(repeats, bias_correction: bool = True, zscore: bool = True) -> np.ndarray:
+    """Fraction of each target's variance explained by the mean over repeats.
+
+    Parameters
+    ----------
+    repeats : (n_repeats, n_trs, n_targets) responses to the same stimulus, n_repeats >= 2.
+    bias_correction : subtract the upward bias of a finite number of repeats,
+        ``ev - (1 - ev) / (n_repeats - 1)`` (see the module docstring). Corrected values
+        can be negative for pure-noise targets; that is the honest unbiased estimate.
+    zscore : z-score each repeat over time first, so that scale or offset differences
+        between repeats (different sessions) do not count as noise.
+
+    Returns
+    -------
+    (n_targets,) float64: ``var_t(mean_k y_k) / mean_k var_t(y_k)`` (then corrected).
+    Targets constant in every repeat (no variance at all) get 0.
+    """
+    arr = np.asarray(repeats, dtype=np.float64)
+    if arr.ndim != 3:
+        raise InputError(
+            f"explainable_variance: expected (n_repeats, n_trs, n_targets), got shape {arr.shape}"
+        )
+    n_rep, n_trs, _ = arr.shape
+    if n_rep < 2:
+        raise InputError(f"explainable_variance: needs at least 2 repeats, got {n_rep} (shape {arr.shape})")
+    if n_trs < 2:
+        raise InputError(f"explainable_variance: needs at least 2 time points, got {n_trs}")
+    for k in range(n_rep):
+        validate_responses(arr[k], f"explainable_variance repeat {k}")
+    if zscore:
+        arr, _ = _zscore_time(arr, axis=1)
+    mean_var = arr.var(axis=1).mean(axis=0)
+    var_mean = arr.mean(axis=0).var(axis=0)
+    empty = mean_var <= 0
+    ev = var_mean / np.where(empty, 1.0, mean_var)
+    if bias_correction:
+        ev = ev - (1.0 - ev) / (n_rep - 1)
+    ev[empty] = 0.0
+    return ev
+
+
+def ceiling_r(ev, n_repeats: int) -> np.ndarray:
+    """Highest Pearson r a perfect model can reach against the repeat-averaged response.
+
+    ``sqrt(n * ev / (n * ev + 1 - ev))`` with ``ev`` clipped to [0, 1] and ``n = n_repeats``
+    (derivation in the module docstring). Use it to normalise correlations measured against
+    the average of ``n_repeats`` presentations; for single-presentation test data pass 1
+    (then the ceiling is ``sqrt(ev)``). NaN in ``ev`` stays NaN.
+
+    Returns
+    -------
+    array of ``ev``'s shape, float64 in [0, 1].
+    """
+    if int(n_repeats) != n_repeats or n_repeats < 1:
+        raise InputError(f"ceiling_r: n_repeats must be a positive integer, got {n_repeats!r}")
+    e = np.clip(np.asarray(ev, dtype=np.float64), 0.0, 1.0)
+    n = float(n_repeats)
+    denom = n * e + 1.0 - e  # >= 1 for e in [0, 1] and n >= 1: never divides by zero
+    return np.sqrt(n * e / denom)
+
+
+def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Column-wise Pearson r of two (n, v) arrays; NaN where either column is constant."""
+    ac = a - a.mean(axis=0)
+    bc = b - b.mean(axis=0)
+    num = (ac * bc).sum(axis=0)
+    den = np.sqrt((ac * ac).sum(axis=0) * (bc * bc).sum(axis=0))
+    out = np.full(a.shape[1], np.nan)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def _check_subject_list(arrays, what: str) -> list[np.ndarray]:
+    if isinstance(arrays, np.ndarray) and arrays.ndim == 3:
+        arrays = list(arrays)
+    out = []
+    for i, a in enumerate(arrays):
+        a = np.asarray(a, dtype=np.float64)
+        validate_responses(a, f"cross_subject_ceiling {what}[{i}]")
+        out.append(a)
+    if len(out) < 2:
+        raise InputError(f"cross_subject_ceiling: needs at least 2 subjects, got {len(out)} {what} arrays")
+    shapes = {a.shape for a in out}
+    if len(shapes) != 1:
+        detail = ", ".join(f"{i}: {a.shape}" for i, a in enumerate(out))
+        raise InputError(
+            f"cross_subject_ceiling: {what} arrays must all have the same (time, targets) shape; "
+            f"got {detail}"
+        )
+    return out
+
+
+DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
+
+
+def _ridge_predictions(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, alphas) -> np.ndarray:
+    """Per-target ridge, one small design per target, for several alphas at once.
+
+    Xtr (n_train, k, v), ytr (n_train, v), Xte (n_test, k, v): column ``v`` of the
+    predictors only predicts column ``v`` of y. Predictors are z-scored with the training
+    mean and std (a constant predictor becomes 0); y is centred. Returns
+    (n_alphas, n_test, v) predictions. The Gram matrices are diagonalised once
+    (``G = V diag(lam) V^T``), so every alpha costs one back-substitution.
+    """
+    mu = Xtr.mean(axis=0)
+    sd = Xtr.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    Ztr = (Xtr - mu) / sd
+    Zte = (Xte - mu) / sd
+    ymean = ytr.mean(axis=0)
+    gram = np.einsum("tkv,tjv->vkj", Ztr, Ztr)
+    lam, vecs = np.linalg.eigh(gram)  # (v, k), (v, k, k)
+    lam = np.clip(lam, 0.0, None)
+    proj = np.einsum("vkj,vk->vj", vecs, np.einsum("tkv,tv->vk", Ztr, ytr - ymean))
+    out = np.empty((len(alphas), Xte.shape[0], Xte.shape[2]))
+    for i, alpha in enumerate(alphas):
+        w = np.einsum("vkj,vj->vk", vecs, proj / (lam + alpha))
+        out[i] = np.einsum("tkv,vk->tv", Zte, w) + ymean
+    return out
+
+
+def cross_subject_ceiling(
+    train: Sequence[np.ndarray],
+    test: Sequence[np.ndarray],
+    ridge_alpha: float | Sequence[float] = DEFAULT_ALPHAS,
+    chunk_size: int = 4096,
+) -> np.ndarray:
+    """How well the other subjects' responses predict each subject's, target by target.
+
+    For subject ``s`` and target ``v``: a ridge regression with the ``n_subjects - 1``
+    other subjects' column ``v`` as predictors (z-scored with the training mean and std)
+    is fitted on the training responses, then predicts subject ``s``'s test responses;
+    the score is the Pearson r on the test responses. This is the cross-subject
+    prediction ceiling used for single-presentation data (Oota et al.).
+
+    Parameters
+    ----------
+    train : per subject, (n_train, n_targets) responses, the same targets in every subject.
+    test : per subject, (n_test, n_targets) responses to the same held-out stimulus.
+    ridge_alpha : penalty on the z-scored predictors (the Gram diagonal is ``n_train``).
+        A single number is used as is. A sequence (default ``logspace(0, 6, 13)``) is a
+        grid: each subject and target gets the alpha with the best mean r over an inner
+        2-fold split of the training rows (first half / second half, both ways), then is
+        refitted on all training rows. Test rows are never used to choose. The choice
+        matters: with many subjects and few TRs a light ridge overfits and understates
+        the ceiling (on Alice, 26 predictors and 181 TRs, alpha 1 gives mean r 0.18 where
+        the tuned ridge gives 0.26).
+    chunk_size : targets solved together (bounds memory at about
+        ``chunk_size * (n_train + n_test) * n_subjects`` floats).
+
+    Returns
+    -------
+    (n_subjects, n_targets) float64; NaN where a test column or its prediction is constant.
+    """
+    tr = _check_subject_list(train, "train")
+    te = _check_subject_list(test, "test")
+    if len(tr) != len(te):
+        raise InputError(
+            f"cross_subject_ceiling: {len(tr)} train arrays but {len(te)} test arrays (one per subject)"
+        )
+    if tr[0].shape[1] != te[0].shape[1]:
+        raise InputError(
+            f"cross_subject_ceiling: train has {tr[0].shape[1]} targets but test has {te[0].shape[1]}"
+        )
+    alphas = np.atleast_1d(np.asarray(ridge_alpha, dtype=np.float64))
+    if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+        raise InputError(f"cross_subject_ceiling: ridge_alpha must be >= 0 (a number or a grid), got {ridge_alpha!r}")
+    n_train = tr[0].shape[0]
+    tune = alphas.size > 1
+    if tune and n_train < 8:
+        raise InputError(
+            f"cross_subject_ceiling: choosing alpha needs at least 8 training rows, got {n_train}; "
+            f"pass a single ridge_alpha"
+        )
+    n_sub = len(tr)
+    n_targets = tr[0].shape[1]
+    Xtr_all = np.stack(tr, axis=1)  # (n_train, n_sub, v)
+    Xte_all = np.stack(te, axis=1)  # (n_test, n_sub, v)
+    half = n_train // 2
+    folds = [(slice(0, half), slice(half, n_train)), (slice(half, n_train), slice(0, half))]
+    out = np.full((n_sub, n_targets), np.nan)
+    for s in range(n_sub):
+        others = [j for j in range(n_sub) if j != s]
+        for start in range(0, n_targets, chunk_size):
+            sl = slice(start, min(start + chunk_size, n_targets))
+            Xtr = Xtr_all[:, others, sl]
+            ytr = Xtr_all[:, s, sl]
+            if tune:
+                score = np.zeros((alphas.size, Xtr.shape[2]))
+                for fit_rows, val_rows in folds:
+                    preds = _ridge_predictions(Xtr[fit_rows], ytr[fit_rows], Xtr[val_rows], alphas)
+                    for i in range(alphas.size):
+                        score[i] += np.nan_to_num(_pearson_columns(preds[i], ytr[val_rows]), nan=-np.inf)
+                best = np.argmax(score, axis=0)  # (v,)
+                preds = _ridge_predictions(Xtr, ytr, Xte_all[:, others, sl], alphas)
+                pred = np.take_along_axis(preds, best[None, None, :], axis=0)[0]
+            else:
+                pred = _ridge_predictions(Xtr, ytr, Xte_all[:, others, sl], alphas)[0]
+            out[s, sl] = _pearson_columns(pred, Xte_all[:, s, sl])
+    return out
+
+
+def normalized_alignment(r, ceiling, min_ceiling: float = 0.1) -> np.ndarray:
+    """Model correlation as a fraction of the noise ceiling: ``r / ceiling``.
+
+    Parameters
+    ----------
+    r : (n_targets,) or (..., n_targets) model correlations.
+    ceiling : ceiling correlations (from :func:`ceiling_r` or a row/mean of
+        :func:`cross_subject_ceiling`), shape (n_targets,) or ``r``'s shape.
+    min_ceiling : targets whose ceiling is below this (or NaN) get NaN: dividing by a
+        near-zero, noisy ceiling makes huge meaningless ratios.
+
+    Returns
+    -------
+    float64 array of ``r``'s shape. Values are not clipped: a ratio above 1 (possible
+    with noisy ceilings) is reported as is.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    c = np.asarray(ceiling, dtype=np.float64)
+    if r.ndim == 0 or c.ndim == 0:
+        raise InputError(f"normalized_alignment: r {r.shape} and ceiling {c.shape} must be arrays over targets")
+    if not (c.shape == r.shape or (c.ndim == 1 and c.shape[0] == r.shape[-1])):
+        raise InputError(
+            f"normalized_alignment: ceiling of shape {c.shape} does not match r of shape {r.shape}; "
+            f"expected {r.shape} or ({r.shape[-1]},)"
+        )
+    usable = np.isfinite(c) & (c >= min_ceiling)
+    safe = np.where(usable, c, 1.0)
+    return np.where(usable, r / safe, np.nan)

@@ -1,0 +1,97 @@
+"""The ``mmneuro`` command: parses arguments and calls :mod:`mmneuro.pipeline`; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmneuro.errors import MMNeuroError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmneuro", description="Multimodal brain encoding.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    enc = sub.add_parser("encode", help="extract a model's layers, fit ridge encoders, score held-out data")
+    enc.add_argument("--model", required=True, help="registry name (see `mmneuro models`)")
+    enc.add_argument("--subject", default="1", help="subject label or number, or 'all'")
+    enc.add_argument("--dataset", default="demo", help="'demo' (data/demo), 'alice', or a dataset folder")
+    enc.add_argument("--layers", nargs="+", help="layer names or indices (default: all)")
+    enc.add_argument("--weights", help="HUB_ID, local folder, or 'random' (labelled in every output)")
+    enc.add_argument("--features", help="precomputed features: an .npz (times + one array per layer) "
+                                        "or a folder of <run>.npz")
+    enc.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
+    enc.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    enc.add_argument("--delays", nargs="+", type=int, help="FIR delays in TRs (default: the dataset's)")
+    enc.add_argument("--cache", type=Path, help="feature cache folder (default: $MMNEURO_CACHE or "
+                                                 "~/.cache/mmneuro/features)")
+    enc.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    enc.add_argument("--seed", type=int, default=0)
+    enc.add_argument("--no-progress", action="store_true")
+
+    data = sub.add_parser("datasets", help="generate or inspect datasets")
+    data_sub = data.add_subparsers(dest="dataset_command", required=True)
+    demo = data_sub.add_parser("demo", help="generate the embedded demo dataset")
+    demo.add_argument("--out", type=Path, default=Path("data/demo"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--overwrite", action="store_true")
+    info = data_sub.add_parser("info", help="describe a dataset ('demo', 'alice' or a folder)")
+    info.add_argument("dataset")
+
+    sub.add_parser("models", help="list the registered models")
+    return parser
+
+
+def run_encode(args: argparse.Namespace) -> None:
+    from mmneuro import pipeline
+
+    kwargs = {} if args.cache is None else {"cache": args.cache}
+    results = pipeline.encode(
+        model=args.model, subject=args.subject, dataset=args.dataset, layers=args.layers, weights=args.weights,
+        features=args.features, out=args.out, allow_download=args.download, device=args.device,
+        delays=args.delays, seed=args.seed, progress=not args.no_progress, command=sys.argv, **kwargs)
+    print(pipeline.main_out_dir(results))
+
+
+def run_datasets(args: argparse.Namespace) -> None:
+    if args.dataset_command == "demo":
+        from mmneuro.datasets.demo import generate_demo
+
+        print(generate_demo(args.out, seed=args.seed, overwrite=args.overwrite))
+        return
+    from mmneuro.pipeline import load_dataset
+
+    ds = load_dataset(args.dataset)
+    print(f"{ds.name}: {len(ds.subjects)} subjects, TR {ds.tr} s, evaluation {ds.evaluation}, "
+          f"{len(ds.rois)} ROIs ({', '.join(ds.rois)})")
+    for run in ds.runs:
+        print(f"  {run.name:10s} {run.split:5s} {run.n_trs:4d} TRs")
+    for note in ds.notes:
+        print(f"  note: {note}")
+
+
+def run_models() -> None:
+    from mmneuro.models.registry import available_models
+
+    for name in available_models():
+        print(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "encode":
+            run_encode(args)
+        elif args.command == "datasets":
+            run_datasets(args)
+        else:
+            run_models()
+    except MMNeuroError as err:
+        print(f"mmneuro: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,505 @@
+"""The encode pipeline: stimuli -> features -> TR alignment -> ridge per layer -> scores on held-out data.
+
+The CLI and the notebooks call these functions; nothing here parses arguments.
+
+Shapes: feature arrays are ``(n_trs, n_features)`` per run, responses ``(n_repeats, n_trs,
+n_targets)`` per run; a score vector is ``(n_targets,)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mmneuro.brain.ceiling import ceiling_r, cross_subject_ceiling, explainable_variance, normalized_alignment
+from mmneuro.datasets.base import Dataset, Responses, StimulusRun
+from mmneuro.encoding import LeaveRunsOut, RidgeCV, pearson_r
+from mmneuro.errors import InputError
+from mmneuro.features.align import lanczos_resample, make_delayed, zscore_runs
+from mmneuro.provenance import Timings, provenance
+
+DEFAULT_ALPHAS = np.logspace(0, 5, 11)
+MIN_CEILING = 0.1
+DEFAULT_CACHE = Path(os.environ.get("MMNEURO_CACHE", Path.home() / ".cache" / "mmneuro" / "features"))
+
+
+# --------------------------------------------------------------------------- datasets
+
+def load_dataset(spec: str | Path) -> Dataset:
+    """``"demo"`` (``data/demo``), ``"alice"`` (``../shared/data/alice-brennan2016``) or a folder of either."""
+    from mmneuro.datasets.alice import load_alice
+    from mmneuro.datasets.demo import load_demo
+
+    if str(spec) == "demo":
+        return load_demo(Path(os.environ.get("MMNEURO_DEMO", "data/demo")))
+    if str(spec) == "alice":
+        return load_alice()
+    path = Path(spec)
+    if not path.is_dir():
+        raise InputError(f"dataset {str(spec)!r} is neither 'demo', 'alice' nor an existing folder")
+    if (path / "dataset_description.json").exists():
+        return load_demo(path)
+    if (path / "fmri").is_dir() and (path / "stimulus").is_dir():
+        return load_alice(path)
+    raise InputError(f"cannot tell what dataset {path} holds: expected a demo dataset "
+                     f"(dataset_description.json) or the Alice layout (fmri/, stimulus/)")
+
+
+def resolve_subjects(dataset: Dataset, subject: str | int) -> list[str]:
+    """``"all"`` -> every usable subject; ``1`` or ``"01"`` -> ``["01"]``; error listing the choices otherwise."""
+    if str(subject) == "all":
+        return list(dataset.subjects)
+    text = str(subject)
+    for label in dataset.subjects:
+        if label == text or (text.isdigit() and label.isdigit() and int(label) == int(text)):
+            return [label]
+    raise InputError(f"subject {text!r} is not in dataset {dataset.name!r}; usable subjects: "
+                     f"{', '.join(dataset.subjects)}" + (f" ({'; '.join(dataset.notes)})" if dataset.notes else ""))
+
+
+# --------------------------------------------------------------------------- features
+
+def model_features(model: str, dataset: Dataset, layers: Sequence[str] | None = None, weights: str | None = None,
+                   allow_download: bool = False, device: str | None = None, cache: Path | None = DEFAULT_CACHE,
+                   seed: int = 0, progress: bool = True) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """Extract (or read from the cache) a model's layers for every run, aligned to the run's TRs.
+
+    Returns ``({layer: {run: (n_trs, n_features) float32}}, weights_info)``.
+    """
+    from mmneuro.features.extract import extract_run
+    from mmneuro.features.store import FeatureStore
+    from mmneuro.models.registry import get_adapter
+
+    adapter = get_adapter(model, weights=weights, device=device, allow_download=allow_download, seed=seed)
+    chosen = select_layers(adapter.layer_names, layers)
+    store = FeatureStore(cache) if cache is not None else None
+    by_layer: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in chosen}
+    for run in dataset.runs:
+        timed = extract_run(adapter, run, layers=chosen, store=store, device=device, progress=progress)
+        for layer in chosen:
+            by_layer[layer][run.name] = to_tr_grid(timed[layer].data, timed[layer].times, run, dataset.tr)
+    return by_layer, weights_record(adapter.weights)
+
+
+def precomputed_features(path: str | Path, dataset: Dataset,
+                         layers: Sequence[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Features from ``--features``: one ``.npz`` used for every run, or a folder of ``<run>.npz``.
+
+    Each file holds ``times`` (n,) on the stimulus clock and one (n, p) array per layer.
+    """
+    from mmneuro.models.precomputed import load_precomputed
+
+    path = Path(path)
+    files = {run.name: (path / f"{run.name}.npz" if path.is_dir() else path) for run in dataset.runs}
+    missing = [str(f) for f in files.values() if not f.exists()]
+    if missing:
+        raise InputError(f"precomputed features missing: {', '.join(missing)} (a folder needs one <run>.npz per run: "
+                         f"{', '.join(r.name for r in dataset.runs)})")
+    loaded = {name: load_precomputed(f) for name, f in files.items()}
+    chosen = select_layers(list(next(iter(loaded.values()))), layers)
+    return {layer: {run.name: to_tr_grid(loaded[run.name][layer].data, loaded[run.name][layer].times, run, dataset.tr)
+                    for run in dataset.runs} for layer in chosen}
+
+
+def select_layers(available: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
+    """Layers by name (``layer-3``) or index (``3``: position in ``available``); all when ``wanted`` is None."""
+    if not wanted:
+        return list(available)
+    chosen = []
+    for w in wanted:
+        if w in available:
+            chosen.append(w)
+        elif re.fullmatch(r"-?\d+", str(w)) and -len(available) <= int(w) < len(available):
+            chosen.append(available[int(w)])
+        else:
+            raise InputError(f"layer {w!r} not found; available layers: {', '.join(available)}")
+    return chosen
+
+
+def to_tr_grid(data: np.ndarray, times: np.ndarray, run: StimulusRun, tr: float) -> np.ndarray:
+    """Features sampled at ``times`` -> one row per TR of ``run`` (Lanczos, cutoff 1/TR, window 3).
+
+    Features already sampled at the run's TR times are returned unchanged. Only samples
+    within the run's stimulus time (plus a Lanczos window) contribute.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    times = np.asarray(times, dtype=np.float64)
+    if data.shape[0] != times.shape[0]:
+        raise InputError(f"run {run.name}: features have {data.shape[0]} rows but {times.shape[0]} sample times")
+    if times.shape == run.tr_times.shape and np.allclose(times, run.tr_times, atol=1e-6):
+        return data
+    return lanczos_resample(data, times, run.tr_times, window=3).astype(np.float32)
+
+
+def weights_record(weights: Any) -> dict[str, Any]:
+    """A JSON-able description of an adapter's weights."""
+    fields = ("kind", "location", "identity", "is_random")
+    return {f: (str(getattr(weights, f)) if f == "location" else getattr(weights, f)) for f in fields
+            if hasattr(weights, f)}
+
+
+# --------------------------------------------------------------------------- fitting
+
+@dataclass
+class LayerFit:
+    """Held-out scores of one feature space for one subject.
+
+    Attributes: ``r`` (n_targets,) Pearson r on held-out data (mean over test folds for
+    leave-one-run-out), ``alpha`` (n_targets,) chosen ridge penalty (geometric mean over folds).
+    """
+
+    r: np.ndarray
+    alpha: np.ndarray
+
+
+def design_matrix(features: dict[str, np.ndarray], runs: Sequence[StimulusRun],
+                  delays: Sequence[int]) -> np.ndarray:
+    """Concatenate runs' features, z-score each run, add FIR delays within runs: (sum n_trs, p * n_delays)."""
+    blocks = []
+    for run in runs:
+        x = features[run.name]
+        if x.shape[0] != run.n_trs:
+            raise InputError(f"run {run.name}: features have {x.shape[0]} rows but the run has {run.n_trs} TRs")
+        blocks.append(x)
+    lengths = [run.n_trs for run in runs]
+    X = zscore_runs(np.concatenate(blocks).astype(np.float32), lengths)
+    return make_delayed(X, delays, lengths)
+
+
+def response_matrix(responses: Responses, runs: Sequence[StimulusRun]) -> np.ndarray:
+    """Concatenate runs' responses, averaging repeats: (sum n_trs, n_targets)."""
+    blocks = []
+    for run in runs:
+        if run.name not in responses.runs:
+            raise InputError(f"subject {responses.subject} has no responses for run {run.name}")
+        y = responses.runs[run.name]
+        if y.shape[1] != run.n_trs:
+            raise InputError(f"subject {responses.subject}, run {run.name}: responses have {y.shape[1]} TRs but the "
+                             f"stimulus run has {run.n_trs}")
+        blocks.append(y.mean(axis=0))
+    return np.concatenate(blocks).astype(np.float32)
+
+
+def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray], responses: Responses,
+                 delays: Sequence[int] | None = None, alphas: np.ndarray = DEFAULT_ALPHAS,
+                 inner_folds: int = 5) -> LayerFit:
+    """Fit ridge on training runs (alpha per target by inner CV) and score held-out runs.
+
+    ``heldout``: fit on train runs (leave-one-run-out inner CV, or contiguous folds when there is
+    a single train run), r on the repeat-averaged test runs. ``leave-one-run-out``: each run is
+    tested once by a model fit on the other runs; r is averaged over folds.
+    """
+    delays = tuple(dataset.delays if delays is None else delays)
+    if dataset.evaluation == "heldout":
+        folds = [(dataset.train_runs, dataset.test_runs)]
+    else:
+        folds = [([r for r in dataset.runs if r is not test], [test]) for test in dataset.runs]
+    rs, log_alphas = [], []
+    for train, test in folds:
+        X_train = design_matrix(features, train, delays)
+        Y_train = response_matrix(responses, train)
+        if len(train) > 1:
+            groups = np.concatenate([np.full(r.n_trs, i) for i, r in enumerate(train)])
+            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), score="correlation")
+            model.fit(X_train, Y_train, groups=groups)
+        else:
+            model = RidgeCV(alphas=alphas, cv=inner_folds, score="correlation").fit(X_train, Y_train)
+        prediction = model.predict(design_matrix(features, test, delays))
+        rs.append(pearson_r(response_matrix(responses, test), prediction))
+        log_alphas.append(np.log(model.alpha_))
+    r = np.nanmean(np.stack(rs), axis=0) if len(rs) > 1 else rs[0]
+    if responses.valid is not None:
+        r = np.where(responses.valid, r, np.nan)
+    return LayerFit(r=r.astype(np.float64), alpha=np.exp(np.mean(log_alphas, axis=0)))
+
+
+# --------------------------------------------------------------------------- ceilings
+
+@dataclass
+class Ceiling:
+    """Noise ceiling in r units per target and how it was obtained (``repeats`` or ``cross-subject``)."""
+
+    r: np.ndarray
+    method: str
+
+
+def noise_ceiling(dataset: Dataset, responses: Responses,
+                  others: Callable[[], list[Responses]] | None = None) -> Ceiling:
+    """Repeat-based ceiling when test runs were presented more than once, else cross-subject.
+
+    ``others`` returns every usable subject's responses (the subject itself included); it is
+    only called for the cross-subject ceiling.
+    """
+    test_runs = dataset.test_runs if dataset.evaluation == "heldout" else []
+    if test_runs and all(responses.runs[r.name].shape[0] > 1 for r in test_runs):
+        repeats = np.concatenate([responses.runs[r.name] for r in test_runs], axis=1)
+        return Ceiling(ceiling_r(explainable_variance(repeats), repeats.shape[0]), "repeats")
+    if others is None:
+        raise InputError("no repeated test run: a cross-subject ceiling needs the other subjects' responses")
+    everyone = others()
+    index = [o.subject for o in everyone].index(responses.subject)
+    folds = ([(dataset.train_runs, dataset.test_runs)] if dataset.evaluation == "heldout"
+             else [([r for r in dataset.runs if r is not t], [t]) for t in dataset.runs])
+    per_fold = []
+    for train, test in folds:
+        tr = [response_matrix(o, train) for o in everyone]
+        te = [response_matrix(o, test) for o in everyone]
+        per_fold.append(cross_subject_ceiling(tr, te)[index])
+    r = np.nanmean(np.stack(per_fold), axis=0)
+    return Ceiling(np.where(responses.valid, r, np.nan) if responses.valid is not None else r, "cross-subject")
+
+
+# --------------------------------------------------------------------------- summaries
+
+def roi_means(values: np.ndarray, rois: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean of ``values`` (n_targets,) over each ROI, ignoring NaN (invalid targets)."""
+    out = {}
+    for name, mask in rois.items():
+        v = values[mask]
+        out[name] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+    return out
+
+
+def roi_vs_rest_auc(r: np.ndarray, rois: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per ROI, the probability that a voxel inside it has a higher r than a voxel outside every ROI."""
+    from sklearn.metrics import roc_auc_score
+
+    outside = ~np.any(np.stack(list(rois.values())), axis=0)
+    out = {}
+    for name, mask in rois.items():
+        keep = (mask | outside) & np.isfinite(r)
+        labels = mask[keep]
+        out[name] = float(roc_auc_score(labels, r[keep])) if 0 < labels.sum() < labels.size else float("nan")
+    return out
+
+
+def summarize(layers: Sequence[str], fits: dict[str, LayerFit], ceiling: Ceiling, dataset: Dataset,
+              min_ceiling: float = MIN_CEILING) -> dict[str, Any]:
+    """The ``scores.json`` content (per layer mean r, ROI r, normalised alignment; best layer; ceiling)."""
+    per_layer = {}
+    for layer in layers:
+        r = fits[layer].r
+        norm = normalized_alignment(r, ceiling.r, min_ceiling=min_ceiling)
+        entry = {
+            "mean_r": float(np.nanmean(r)),
+            "roi_r": roi_means(r, dataset.rois),
+            "normalized_alignment": roi_means(norm, dataset.rois),
+            "median_alpha": float(np.nanmedian(fits[layer].alpha)),
+        }
+        if dataset.mask_img is not None:
+            entry["roi_vs_rest_auc"] = roi_vs_rest_auc(r, dataset.rois)
+        per_layer[layer] = entry
+    roi_names = list(dataset.rois)
+    best = max(layers, key=lambda name: np.nanmean([per_layer[name]["roi_r"][k] for k in roi_names]))
+    return {
+        "layers": per_layer,
+        "best_layer": best,
+        "best_layer_by_roi": {k: max(layers, key=lambda name: np.nan_to_num(per_layer[name]["roi_r"][k], nan=-1))
+                              for k in roi_names},
+        "ceiling": {"method": ceiling.method, "min_ceiling": min_ceiling,
+                    "roi_mean": roi_means(ceiling.r, dataset.rois),
+                    "fraction_above_min": float(np.mean(np.nan_to_num(ceiling.r) >= min_ceiling))},
+    }
+
+
+def format_table(summary: dict[str, Any], title: str) -> str:
+    """A short text table: one row per layer, mean r and per-ROI r, best layer marked with ``*``."""
+    rois = list(next(iter(summary["layers"].values()))["roi_r"])
+    head = ["layer", "mean r"] + rois
+    rows = []
+    for layer, entry in summary["layers"].items():
+        mark = "*" if layer == summary["best_layer"] else " "
+        rows.append([layer + mark, f"{entry['mean_r']:.3f}"] + [f"{entry['roi_r'][k]:.3f}" for k in rois])
+    rows.append(["ceiling", ""] + [f"{summary['ceiling']['roi_mean'][k]:.3f}" for k in rois])
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([title, line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+# --------------------------------------------------------------------------- writing
+
+def model_label(model: str, weights: dict[str, Any] | None) -> str:
+    """Folder/label for a model; random weights are part of the name so no output hides them."""
+    return f"{model}_random-weights" if weights and weights.get("is_random") else model
+
+
+class ResultFolder:
+    """Write a result folder atomically: files go to a hidden sibling, renamed into place on success."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = Path(final)
+        self.partial = self.final.parent / f".{self.final.name}.partial-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True)
+        return self.partial
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.partial, ignore_errors=True)
+            return
+        if self.final.exists():
+            old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
+            self.final.rename(old)
+            self.partial.rename(self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            self.partial.rename(self.final)
+
+
+@dataclass
+class EncodeResult:
+    """What :func:`encode` produced for one subject."""
+
+    dataset: str
+    subject: str
+    model: str
+    layers: list[str]
+    fits: dict[str, LayerFit]
+    ceiling: Ceiling
+    summary: dict[str, Any]
+    weights: dict[str, Any] | None
+    out_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: dict[str, Any],
+                 command: list[str] | None, seed: int) -> Path:
+    """scores.json, per-layer r maps (NIfTI or .npy), figure.png and provenance.json, atomically."""
+    from mmneuro.plotting.figures import encode_figure
+
+    with ResultFolder(out_dir) as tmp:
+        scores = dict(result.summary, dataset=result.dataset, subject=result.subject, model=result.model,
+                      weights=result.weights, random_weights=bool(result.weights and result.weights.get("is_random")))
+        (tmp / "scores.json").write_text(json.dumps(scores, indent=2, allow_nan=True))
+        maps = {}
+        for layer in result.layers:
+            maps[layer] = write_map(result.fits[layer].r, dataset, tmp / f"r_{layer}")
+        write_map(result.ceiling.r, dataset, tmp / "ceiling_r")
+        fig = encode_figure(result.summary, maps.get(result.summary["best_layer"]),
+                            title=f"{result.dataset} sub-{result.subject} {model_label(result.model, result.weights)}")
+        fig.savefig(tmp / "figure.png", dpi=110)
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+        (tmp / "provenance.json").write_text(json.dumps(
+            provenance(command, config, result.weights, seed, result.timings), indent=2))
+    return out_dir
+
+
+def write_map(values: np.ndarray, dataset: Dataset, stem: Path) -> Any:
+    """Per-target values -> ``stem.nii.gz`` for volumetric data (returned image) or ``stem.npy``."""
+    if dataset.mask_img is None:
+        np.save(stem.with_suffix(".npy"), values.astype(np.float32))
+        return None
+    from nilearn.masking import unmask
+
+    img = unmask(np.nan_to_num(values).astype(np.float32), dataset.mask_img)
+    img.to_filename(str(stem) + ".nii.gz")
+    return img
+
+
+# --------------------------------------------------------------------------- the face
+
+def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "demo",
+           layers: Sequence[str] | None = None, weights: str | None = None, features: str | Path | None = None,
+           out: str | Path | None = "results", allow_download: bool = False, device: str | None = None,
+           cache: Path | None = DEFAULT_CACHE, alphas: np.ndarray = DEFAULT_ALPHAS,
+           delays: Sequence[int] | None = None, seed: int = 0, progress: bool = True,
+           command: list[str] | None = None, echo: Callable[[str], None] | None = print) -> list[EncodeResult]:
+    """Extract, align, fit every requested layer and score held-out data for one or all subjects.
+
+    Writes ``out/<dataset>/sub-<label>/<model>/`` per subject (and ``out/<dataset>/group/<model>/``
+    when several subjects are encoded) unless ``out`` is None. Returns one result per subject.
+    """
+    timings = Timings()
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    subjects = resolve_subjects(ds, subject)
+    with timings("features"):
+        if features is not None:
+            by_layer, weights_info, name = precomputed_features(features, ds, layers), {
+                "kind": "precomputed", "location": str(features), "identity": None, "is_random": False}, model
+        else:
+            by_layer, weights_info = model_features(model, ds, layers, weights, allow_download, device, cache,
+                                                    seed, progress)
+    chosen = list(by_layer)
+    cache_responses: dict[str, Responses] = {}
+
+    def responses_of(label: str) -> Responses:
+        if label not in cache_responses:
+            cache_responses[label] = ds.load_responses(label)
+        return cache_responses[label]
+
+    results = []
+    for label in subjects:
+        resp = responses_of(label)
+        with timings("ridge"):
+            fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas)
+                    for layer in tqdm(chosen, desc=f"sub-{label} ridge", unit="layer", disable=not progress)}
+        with timings("ceiling"):
+            ceil = noise_ceiling(ds, resp, lambda: [responses_of(s) for s in ds.subjects])
+        summary = summarize(chosen, fits, ceil, ds)
+        result = EncodeResult(ds.name, label, model, chosen, fits, ceil, summary, weights_info,
+                              timings=dict(timings.seconds))
+        if out is not None:
+            config = {"dataset": str(ds.root), "subject": label, "model": model, "layers": chosen,
+                      "weights": weights, "features": str(features) if features else None,
+                      "delays": list(delays or ds.delays), "alphas": [float(a) for a in alphas]}
+            result.out_dir = write_result(result, ds, Path(out) / ds.name / f"sub-{label}" /
+                                          model_label(model, weights_info), config, command, seed)
+        if echo is not None:
+            tag = " [RANDOM WEIGHTS]" if weights_info.get("is_random") else ""
+            echo(format_table(summary, f"\n{ds.name} sub-{label} {model}{tag} (held-out Pearson r)"))
+        results.append(result)
+    if out is not None and len(results) > 1:
+        write_group(results, ds, Path(out) / ds.name / "group" / model_label(model, weights_info), echo)
+    return results
+
+
+def group_summary(results: Sequence[EncodeResult]) -> dict[str, Any]:
+    """Mean and standard error over subjects of each layer's ROI r."""
+    layers = results[0].layers
+    rois = list(results[0].summary["layers"][layers[0]]["roi_r"])
+    out: dict[str, Any] = {"subjects": [r.subject for r in results], "layers": {}}
+    for layer in layers:
+        table = np.array([[r.summary["layers"][layer]["roi_r"][k] for k in rois] for r in results])
+        n = np.sum(np.isfinite(table), axis=0)
+        out["layers"][layer] = {
+            "roi_r_mean": dict(zip(rois, np.nanmean(table, axis=0).tolist())),
+            "roi_r_sem": dict(zip(rois, (np.nanstd(table, axis=0, ddof=1) / np.sqrt(n)).tolist())),
+            "n_subjects": dict(zip(rois, n.tolist())),
+        }
+    return out
+
+
+def write_group(results: Sequence[EncodeResult], dataset: Dataset, out_dir: Path,
+                echo: Callable[[str], None] | None) -> Path:
+    """``group/<model>/scores.json`` with the across-subject means; prints a table."""
+    summary = group_summary(results)
+    with ResultFolder(out_dir) as tmp:
+        (tmp / "scores.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    if echo is not None:
+        rois = list(next(iter(summary["layers"].values()))["roi_r_mean"])
+        lines = [f"\n{dataset.name} group of {len(results)} subjects (mean held-out r)",
+                 "layer".rjust(10) + "".join(k.rjust(8) for k in rois)]
+        for layer, entry in summary["layers"].items():
+            lines.append(layer.rjust(10) + "".join(f"{entry['roi_r_mean'][k]:8.3f}" for k in rois))
+        echo("\n".join(lines))
+    return out_dir
+
+
+def main_out_dir(results: Sequence[EncodeResult]) -> Path | None:
+    """The folder to print last: the group folder for several subjects, else the subject's."""
+    if not results or results[0].out_dir is None:
+        return None
+    return results[0].out_dir.parent.parent / "group" / results[0].out_dir.name if len(results) > 1 \
+        else results[0].out_dir

@@ -1,0 +1,24 @@
+"""Every notebook executes top to bottom on the demo (so none can rot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(path, demo_root, feature_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMNEURO_DEMO", str(demo_root))
+    monkeypatch.setenv("MMNEURO_CACHE", str(feature_cache))
+    monkeypatch.setenv("MMNEURO_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert (tmp_path / "results" / "demo" / "sub-01" / "minilm" / "scores.json").exists()
