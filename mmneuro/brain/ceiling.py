@@ -105,18 +105,6 @@ def ceiling_r(ev, n_repeats: int) -> np.ndarray:
     return np.sqrt(n * e / denom)
 
 
-def _pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Column-wise Pearson r of two (n, v) arrays; NaN where either column is constant."""
-    ac = a - a.mean(axis=0)
-    bc = b - b.mean(axis=0)
-    num = (ac * bc).sum(axis=0)
-    den = np.sqrt((ac * ac).sum(axis=0) * (bc * bc).sum(axis=0))
-    out = np.full(a.shape[1], np.nan)
-    ok = den > 0
-    out[ok] = num[ok] / den[ok]
-    return out
-
-
 def _check_subject_list(arrays, what: str) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray) and arrays.ndim == 3:
         arrays = list(arrays)
@@ -143,27 +131,39 @@ DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 6, 13))
 def _ridge_predictions(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, alphas) -> np.ndarray:
     """Per-target ridge, one small design per target, for several alphas at once.
 
-    Xtr (n_train, k, v), ytr (n_train, v), Xte (n_test, k, v): column ``v`` of the
-    predictors only predicts column ``v`` of y. Predictors are z-scored with the training
-    mean and std (a constant predictor becomes 0); y is centred. Returns
-    (n_alphas, n_test, v) predictions. The Gram matrices are diagonalised once
-    (``G = V diag(lam) V^T``), so every alpha costs one back-substitution.
+    Xtr (v, n_train, k), ytr (v, n_train), Xte (v, n_test, k): target ``v``'s predictors
+    only predict target ``v``. Predictors are z-scored with the training mean and std (a
+    constant predictor becomes 0); y is centred. Returns (n_alphas, v, n_test)
+    predictions. The Gram matrices are diagonalised once (``G = V diag(lam) V^T``), so
+    every alpha costs one back-substitution.
     """
-    mu = Xtr.mean(axis=0)
-    sd = Xtr.std(axis=0)
+    mu = Xtr.mean(axis=1, keepdims=True)
+    sd = Xtr.std(axis=1, keepdims=True)
     sd = np.where(sd > 0, sd, 1.0)
     Ztr = (Xtr - mu) / sd
     Zte = (Xte - mu) / sd
-    ymean = ytr.mean(axis=0)
-    gram = np.einsum("tkv,tjv->vkj", Ztr, Ztr)
+    ymean = ytr.mean(axis=1, keepdims=True)
+    gram = np.matmul(Ztr.transpose(0, 2, 1), Ztr)  # (v, k, k)
     lam, vecs = np.linalg.eigh(gram)  # (v, k), (v, k, k)
     lam = np.clip(lam, 0.0, None)
-    proj = np.einsum("vkj,vk->vj", vecs, np.einsum("tkv,tv->vk", Ztr, ytr - ymean))
-    out = np.empty((len(alphas), Xte.shape[0], Xte.shape[2]))
+    xty = np.matmul(Ztr.transpose(0, 2, 1), (ytr - ymean)[..., None])  # (v, k, 1)
+    proj = np.matmul(vecs.transpose(0, 2, 1), xty)[..., 0]  # (v, k)
+    ZteV = np.matmul(Zte, vecs)  # (v, n_test, k): predictions in the eigenbasis
+    out = np.empty((len(alphas), Xte.shape[0], Xte.shape[1]))
     for i, alpha in enumerate(alphas):
-        w = np.einsum("vkj,vj->vk", vecs, proj / (lam + alpha))
-        out[i] = np.einsum("tkv,vk->tv", Zte, w) + ymean
+        out[i] = np.matmul(ZteV, (proj / (lam + alpha))[..., None])[..., 0] + ymean
     return out
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis (time) of broadcastable arrays, e.g. (n_alphas, v, n)
+    against (v, n); NaN where either series is constant."""
+    ac = a - a.mean(axis=-1, keepdims=True)
+    bc = b - b.mean(axis=-1, keepdims=True)
+    num = (ac * bc).sum(axis=-1)
+    den = np.sqrt((ac * ac).sum(axis=-1) * (bc * bc).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def cross_subject_ceiling(
@@ -190,8 +190,8 @@ def cross_subject_ceiling(
         2-fold split of the training rows (first half / second half, both ways), then is
         refitted on all training rows. Test rows are never used to choose. The choice
         matters: with many subjects and few TRs a light ridge overfits and understates
-        the ceiling (on Alice, 26 predictors and 181 TRs, alpha 1 gives mean r 0.18 where
-        the tuned ridge gives 0.26).
+        the ceiling (on Alice, 26 predictors and 181 TRs, alpha 1 gives mean r 0.17 where
+        the tuned ridge gives 0.25).
     chunk_size : targets solved together (bounds memory at about
         ``chunk_size * (n_train + n_test) * n_subjects`` floats).
 
@@ -221,8 +221,8 @@ def cross_subject_ceiling(
         )
     n_sub = len(tr)
     n_targets = tr[0].shape[1]
-    Xtr_all = np.stack(tr, axis=1)  # (n_train, n_sub, v)
-    Xte_all = np.stack(te, axis=1)  # (n_test, n_sub, v)
+    all_tr = np.ascontiguousarray(np.stack(tr, axis=2).transpose(1, 0, 2))  # (v, n_train, n_sub)
+    all_te = np.ascontiguousarray(np.stack(te, axis=2).transpose(1, 0, 2))  # (v, n_test, n_sub)
     half = n_train // 2
     folds = [(slice(0, half), slice(half, n_train)), (slice(half, n_train), slice(0, half))]
     out = np.full((n_sub, n_targets), np.nan)
@@ -230,20 +230,20 @@ def cross_subject_ceiling(
         others = [j for j in range(n_sub) if j != s]
         for start in range(0, n_targets, chunk_size):
             sl = slice(start, min(start + chunk_size, n_targets))
-            Xtr = Xtr_all[:, others, sl]
-            ytr = Xtr_all[:, s, sl]
+            Xtr = all_tr[sl][:, :, others]
+            ytr = all_tr[sl, :, s]
+            Xte = all_te[sl][:, :, others]
             if tune:
-                score = np.zeros((alphas.size, Xtr.shape[2]))
+                score = np.zeros((alphas.size, Xtr.shape[0]))
                 for fit_rows, val_rows in folds:
-                    preds = _ridge_predictions(Xtr[fit_rows], ytr[fit_rows], Xtr[val_rows], alphas)
-                    for i in range(alphas.size):
-                        score[i] += np.nan_to_num(_pearson_columns(preds[i], ytr[val_rows]), nan=-np.inf)
+                    preds = _ridge_predictions(Xtr[:, fit_rows], ytr[:, fit_rows], Xtr[:, val_rows], alphas)
+                    score += np.nan_to_num(_pearson_rows(preds, ytr[:, val_rows]), nan=-np.inf)
                 best = np.argmax(score, axis=0)  # (v,)
-                preds = _ridge_predictions(Xtr, ytr, Xte_all[:, others, sl], alphas)
-                pred = np.take_along_axis(preds, best[None, None, :], axis=0)[0]
+                preds = _ridge_predictions(Xtr, ytr, Xte, alphas)
+                pred = np.take_along_axis(preds, best[None, :, None], axis=0)[0]
             else:
-                pred = _ridge_predictions(Xtr, ytr, Xte_all[:, others, sl], alphas)[0]
-            out[s, sl] = _pearson_columns(pred, Xte_all[:, s, sl])
+                pred = _ridge_predictions(Xtr, ytr, Xte, alphas)[0]
+            out[s, sl] = _pearson_rows(pred, all_te[sl, :, s])
     return out
 
 

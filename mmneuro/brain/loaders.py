@@ -127,6 +127,12 @@ def load_nifti_runs(paths: Sequence[PathLike], mask_img) -> list[np.ndarray]:
                 f"NIfTI file {path} has affine\n{np.round(img.affine, 4)}\nbut the {mask_label} has "
                 f"affine\n{np.round(mask.affine, 4)}; they must be in the same space"
             )
+        # nilearn replaces NaN with 0 (with only a warning): check before masking
+        if np.issubdtype(data.dtype, np.floating):
+            finite = np.isfinite(data).all(axis=3)
+            if not finite[binary].all():
+                validate_responses(data[binary].T, f"NIfTI file {path} (in-mask voxels)")
+
         import nibabel as nib
 
         in_mem = nib.Nifti1Image(data, img.affine)

@@ -1,0 +1,176 @@
+"""The Alice loader: screening on a synthetic copy (always), the real folder when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmneuro.datasets import alice as alice_mod
+from mmneuro.datasets.alice import ROI_NAMES, alice_regressor, load_alice, resolve_alice_root
+from mmneuro.errors import InputError
+
+
+def _real_root():
+    try:
+        return resolve_alice_root()
+    except InputError:
+        return None
+
+
+REAL = _real_root()
+needs_real = pytest.mark.skipif(
+    REAL is None,
+    reason="Alice data folder absent (set MMNEURO_ALICE or place ../shared/data/alice-brennan2016)",
+)
+
+
+# --------------------------------------------------------------------------- synthetic copy
+
+
+def _write_subject(folder, num, arr):
+    np.savetxt(folder / f"s{num}-timecourses.txt", arr, fmt="%.7e", delimiter="\t")
+
+
+@pytest.fixture
+def fake_root(tmp_path):
+    """A mini Alice folder: good, constant-column, all-zero, short and NaN subjects."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "fmri" / "6mm"
+    folder.mkdir(parents=True)
+    (tmp_path / "stimulus").mkdir()
+    (tmp_path / alice_mod.TEXTGRID).write_text("File type = \"ooTextFile\"\n")
+    t = np.arange(362.0)
+
+    def series():
+        return 150 + 2 * rng.standard_normal((362, 6)) + 0.01 * t[:, None] + 1e-5 * t[:, None] ** 2
+
+    good = series()
+    _write_subject(folder, 18, good)
+    const = series()
+    const[:, 4] = 101.5  # LPreM constant over the whole series
+    const[181:, 1] = 88.0  # RATL constant in the second half only
+    _write_subject(folder, 22, const)
+    _write_subject(folder, 33, np.zeros((362, 6)))
+    _write_subject(folder, 40, series()[:300])
+    nan = series()
+    nan[10, 2] = np.nan
+    _write_subject(folder, 41, nan)
+    np.savetxt(tmp_path / "fmri" / "s18-rate.txt", np.linspace(0, 1, 362))
+    np.savetxt(tmp_path / "fmri" / "s22-rate.txt", np.linspace(0, 1, 300))
+    return tmp_path, good
+
+
+def test_fake_screening(fake_root):
+    root, _ = fake_root
+    ds = load_alice(root)
+    assert ds.subjects == ["18", "22"]
+    notes = "\n".join(ds.notes)
+    assert "s33 excluded" in notes and "all zero" in notes
+    assert "s40 excluded" in notes and "(300, 6)" in notes
+    assert "s41 excluded" in notes and "NaN" in notes and "LPTL" in notes
+    assert "s22" in notes and "LPreM" in notes and "RATL" in notes
+    assert "2 of 5 subjects usable" in notes and "2 constant subject-ROI columns" in notes
+    r22 = ds.load_responses("22")
+    assert r22.valid.tolist() == [True, False, True, True, False, True]
+    for run in r22.runs.values():
+        assert not np.isnan(run).any()
+        np.testing.assert_array_equal(run[0, :, 4], 0.0)
+    np.testing.assert_array_equal(r22.runs["half-2"][0, :, 1], 0.0)
+    assert abs(r22.runs["half-1"][0, :, 1].std() - 1) < 1e-5
+    assert ds.load_responses("s18").valid.all()
+    with pytest.raises(InputError, match="excluded: every column is all zero"):
+        ds.load_responses("33")
+
+
+def test_fake_cleaning_is_per_half(fake_root):
+    root, good = fake_root
+    r = load_alice(root).load_responses("18")
+    for name, (lo, hi) in alice_mod.HALVES.items():
+        y = r.runs[name][0].astype(np.float64)
+        np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-5)
+        np.testing.assert_allclose(y.std(axis=0), 1.0, atol=1e-5)
+        # equals the half's own quadratic-detrended, z-scored raw series
+        x = np.arange(hi - lo, dtype=float)
+        raw = good[lo:hi]
+        resid = raw - np.stack([np.polyval(np.polyfit(x, raw[:, j], 2), x) for j in range(6)], axis=1)
+        np.testing.assert_allclose(y, resid / resid.std(axis=0), atol=2e-4)
+
+
+def test_fake_regressor_and_root_resolution(fake_root, monkeypatch, tmp_path_factory):
+    root, _ = fake_root
+    np.testing.assert_allclose(alice_regressor(root, "18", "rate"), np.linspace(0, 1, 362))
+    with pytest.raises(InputError, match="s22-rate.txt"):
+        alice_regressor(root, "22")
+    with pytest.raises(InputError, match="s18-sndpwr.txt"):
+        alice_regressor(root, "18", "sndpwr")
+    with pytest.raises(InputError, match="'rate' or 'sndpwr'"):
+        alice_regressor(root, "18", "pitch")
+    monkeypatch.setenv("MMNEURO_ALICE", str(root))
+    assert load_alice().root == root
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(InputError, match="not found"):
+        load_alice(empty)
+    with pytest.raises(InputError, match="resolution"):
+        load_alice(root, resolution="3mm")
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@needs_real
+def test_real_subjects_and_exclusion():
+    ds = load_alice()
+    assert ds.name == "alice"
+    assert len(ds.subjects) == 27
+    assert "33" not in ds.subjects and "18" in ds.subjects
+    notes = "\n".join(ds.notes)
+    assert "s33 excluded" in notes
+    assert "27 of 28 subjects usable" in notes
+
+
+@needs_real
+def test_real_structure():
+    ds = load_alice()
+    assert ds.tr == 2.0 and ds.evaluation == "leave-one-run-out" and ds.delays == (1, 2, 3, 4)
+    assert ds.target_names == ROI_NAMES and ds.mask_img is None
+    assert [r.name for r in ds.runs] == ["half-1", "half-2"]
+    h1, h2 = ds.runs
+    assert h1.tr_times[0] == 20.0 and h1.n_trs == 181
+    assert h2.tr_times[0] == 20.0 + 2 * 181 and h2.tr_times[-1] == 20.0 + 2 * 361
+    np.testing.assert_allclose(np.diff(h1.tr_times), 2.0)
+    assert h1.words == h2.words and h1.words.name == "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid"
+    assert h1.words.is_file()
+    assert set(ds.rois) == set(ROI_NAMES)
+    for j, name in enumerate(ROI_NAMES):
+        assert ds.rois[name].dtype == bool and ds.rois[name].tolist() == [k == j for k in range(6)]
+
+
+@needs_real
+def test_real_responses_and_constant_columns():
+    ds = load_alice()
+    n_invalid = 0
+    for subject in ds.subjects:
+        r = ds.load_responses(subject)
+        assert r.subject == subject
+        assert set(r.runs) == {"half-1", "half-2"}
+        for run in r.runs.values():
+            assert run.shape == (1, 181, 6) and run.dtype == np.float32
+            assert not np.isnan(run).any()
+        n_invalid += int((~r.valid).sum())
+        # invalid columns are exactly the all-zero cleaned ones
+        for run in r.runs.values():
+            flat = (run[0] == 0).all(axis=0)
+            assert (flat & r.valid).sum() == 0
+    # this copy of the data has no constant column in a usable subject; the note says so
+    assert n_invalid == 0
+    assert "0 constant subject-ROI columns" in "\n".join(ds.notes)
+
+
+@needs_real
+def test_real_rate_regressor_tracks_words():
+    rate = alice_regressor(None, "18", "rate")
+    assert rate.shape == (362,)
+    assert rate.std() > 0
+    # the same regressor is provided for every subject (only rounding differs)
+    other = alice_regressor(None, "s44", "rate")
+    assert np.corrcoef(rate, other)[0, 1] > 0.99
