@@ -208,10 +208,10 @@ def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray], responses: R
         Y_train = response_matrix(responses, train)
         if len(train) > 1:
             groups = np.concatenate([np.full(r.n_trs, i) for i, r in enumerate(train)])
-            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), score="correlation")
+            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation")
             model.fit(X_train, Y_train, groups=groups)
         else:
-            model = RidgeCV(alphas=alphas, cv=inner_folds, score="correlation").fit(X_train, Y_train)
+            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation").fit(X_train, Y_train)
         prediction = model.predict(design_matrix(features, test, delays))
         rs.append(pearson_r(response_matrix(responses, test), prediction))
         log_alphas.append(np.log(model.alpha_))

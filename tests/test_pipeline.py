@@ -102,8 +102,8 @@ def test_result_folder_replaces_previous_result(tmp_path):
 
 
 def test_roi_vs_rest_auc_ranks_roi_voxels():
-    r = np.array([0.9, 0.8, 0.1, 0.0, -0.1, 0.05])
+    r = np.array([0.9, 0.8, 0.02, 0.0, -0.1, 0.05])
     rois = {"a": np.array([1, 1, 0, 0, 0, 0], bool), "b": np.array([0, 0, 1, 0, 0, 0], bool)}
     auc = pipeline.roi_vs_rest_auc(r, rois)
     assert auc["a"] == 1.0  # both ROI voxels beat all three outside voxels
-    assert auc["b"] == pytest.approx(2 / 3)  # 0.1 beats 0.0 and -0.1, loses to 0.05
+    assert auc["b"] == pytest.approx(2 / 3)  # 0.02 beats 0.0 and -0.1, loses to 0.05

@@ -1,0 +1,554 @@
+"""Ridge regression with per-target regularisation chosen by cross-validation.
+
+Arrays in, arrays out: ``X`` is ``(n_samples, n_features)``, ``Y`` is ``(n_samples,)`` or
+``(n_samples, n_targets)``, time first. No model, feature or file-format code lives here.
+
+The solver
+----------
+For a training matrix with thin SVD ``X = U diag(s) V^T`` (``k = min(n, p)`` components),
+the ridge solution for penalty ``alpha`` is::
+
+    B(alpha) = V diag(s / (s**2 + alpha)) U^T Y
+
+Per cross-validation fold the solver therefore needs ONE thin SVD of ``X_train`` (it works
+the same for ``p > n``), ``U^T Y_train`` once per batch of targets and ``X_val V`` once;
+the validation predictions for every alpha are then ``(X_val V * d_alpha) @ (U^T Y_train)``,
+an ``(n_val, k) @ (k, n_targets_batch)`` product, scored and discarded one alpha at a time
+(memory: one alpha's predictions for one batch of targets). The final refit uses one SVD
+of the full ``X`` and a per-target shrinkage ``d_{alpha_j}`` gathered column by column, so
+targets with different alphas cost a single matrix product.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from mmneuro.encoding.cv import LeaveRunsOut, contiguous_kfold
+from mmneuro.encoding.metrics import _constant_columns
+from mmneuro.errors import InputError
+
+__all__ = ["RidgeCV", "DEFAULT_ALPHAS"]
+
+#: Default grid of ridge penalties (himalaya / scikit-learn convention, see RidgeCV).
+DEFAULT_ALPHAS = np.logspace(0, 5, 11)
+
+#: Mean CV scores within this absolute distance of the best count as a tie; ties go to
+#: the largest alpha (the most regularised model).
+_TIE_TOL = 1e-10
+
+_SCORES = ("correlation", "r2")
+
+
+class _NonNumericError(InputError, TypeError):
+    """Input that cannot be converted to numbers (an InputError that is also a TypeError,
+    as scikit-learn expects for such input)."""
+
+
+def _count_nonfinite(arr: np.ndarray) -> tuple[int, int]:
+    return int(np.isnan(arr).sum()), int(np.isinf(arr).sum())
+
+
+def _as_float_array(a, name: str, dtype: np.dtype, owner: str) -> np.ndarray:
+    """Convert to ``dtype`` without copying when possible; reject non-numeric and complex."""
+    if a is None:
+        raise InputError(f"{owner} requires y to be passed, but the target y is None.")
+    if hasattr(a, "toarray") or hasattr(a, "tocsr"):
+        raise InputError(
+            f"{owner}: {name} is a sparse matrix; pass a dense array (e.g. {name}.toarray())."
+        )
+    arr = np.asarray(a)
+    if np.iscomplexobj(arr):
+        raise InputError(f"{owner}: {name} is complex (dtype={arr.dtype}). Complex data not supported.")
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise _NonNumericError(
+                f"{owner}: {name} must be numeric; got dtype={arr.dtype} that cannot be "
+                f"converted to float ({exc})."
+            ) from None
+    return np.asarray(arr, dtype=dtype)
+
+
+def _check_finite(arr: np.ndarray, name: str, owner: str) -> None:
+    if not np.isfinite(arr).all():
+        n_nan, n_inf = _count_nonfinite(arr)
+        raise InputError(
+            f"{owner}: {name} contains {n_nan} NaN and {n_inf} infinite values "
+            f"(out of {arr.size} entries, shape {arr.shape}); remove or impute them first."
+        )
+
+
+def _shrinkage(s: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """``d[a, j] = s_j / (s_j**2 + alpha_a)``, 0 where both are 0. Shape (n_alphas, k)."""
+    s64 = s.astype(np.float64)
+    den = s64[None, :] ** 2 + alphas[:, None].astype(np.float64)
+    d = np.divide(
+        np.broadcast_to(s64, den.shape), den, out=np.zeros_like(den), where=den > 0
+    )
+    return d.astype(s.dtype, copy=False)
+
+
+def _thin_svd(X: np.ndarray):
+    """Thin SVD ``X = U diag(s) Vt`` with ``k = min(n, p)`` components."""
+    try:
+        return np.linalg.svd(X, full_matrices=False)
+    except np.linalg.LinAlgError:  # gesdd can fail to converge on nasty input; gesvd is robust
+        import scipy.linalg
+
+        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd")
+
+
+def _score_correlation(Yv_c: np.ndarray, yv_const: np.ndarray, yv_norm: np.ndarray,
+                       P: np.ndarray) -> np.ndarray:
+    """Correlation of each column of P with the (already centred) validation targets.
+
+    Zero (not NaN) where the validation target or the prediction is constant.
+    """
+    Pc = P - P.mean(axis=0)
+    num = np.einsum("ij,ij->j", Yv_c, Pc, dtype=np.float64)
+    p_norm = np.sqrt(np.einsum("ij,ij->j", Pc, Pc, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = num / (yv_norm * p_norm)
+    bad = yv_const | _constant_columns(P, Pc) | ~np.isfinite(r)
+    r[bad] = 0.0
+    return r
+
+
+def _score_r2(Yv: np.ndarray, yv_const: np.ndarray, yv_sst: np.ndarray,
+              P: np.ndarray) -> np.ndarray:
+    """R^2 of each column of P for Yv (validation mean as reference). 0 where Yv is constant."""
+    R = Yv - P
+    sse = np.einsum("ij,ij->j", R, R, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - sse / yv_sst
+    r2[yv_const | ~np.isfinite(r2)] = 0.0
+    return r2
+
+
+def _select(mean_scores: np.ndarray, alphas: np.ndarray, per_target: bool) -> np.ndarray:
+    """Index of the chosen alpha for every target; ties (within _TIE_TOL) -> largest alpha."""
+    n_targets = mean_scores.shape[1]
+    if not per_target:
+        mean_scores = mean_scores.mean(axis=1, keepdims=True)
+    best = mean_scores.max(axis=0)
+    near = mean_scores >= best[None, :] - _TIE_TOL
+    by_size = np.argsort(-alphas, kind="stable")  # largest alpha first
+    first = np.argmax(near[by_size], axis=0)  # first (largest) alpha within the tie band
+    return np.broadcast_to(by_size[first], (n_targets,)).copy()
+
+
+class RidgeCV(RegressorMixin, BaseEstimator):
+    """Ridge regression with one penalty per target, chosen by cross-validation.
+
+    Solves, for every target column ``y_j``::
+
+        b_j = argmin_b ||X b - y_j||^2 + alpha_j ||b||^2 = (X^T X + alpha_j I)^{-1} X^T y_j
+
+    choosing ``alpha_j`` from ``alphas`` by the mean validation score over folds, then
+    refitting on all samples with each target's alpha.
+
+    Alpha convention
+    ----------------
+    ``alpha`` multiplies ``||b||^2`` directly, as in scikit-learn's ``Ridge`` and
+    himalaya's ``RidgeCV`` (shrinkage ``s / (s**2 + alpha)`` of singular value ``s``): the
+    same numbers give the same fits as himalaya. The Huth-lab ``ridge.py`` code
+    (``bootstrap_ridge`` / ``ridge_corr``) uses ``s / (s**2 + a**2)``, i.e. its ``a`` is
+    the square root of ours: Huth ``a`` corresponds to ``alpha = a**2`` here, and a Huth grid
+    ``np.logspace(1, 3, 20)`` is ``np.logspace(2, 6, 20)`` here. (With Huth's
+    ``normalpha=True`` their penalty is ``a * s_max``, so ``alpha = (a * s_max)**2``.)
+
+    Parameters
+    ----------
+    alphas : array-like of shape (n_alphas,) or None, default None
+        Candidate penalties; ``None`` means :data:`DEFAULT_ALPHAS` ``= np.logspace(0, 5, 11)``
+        (``None`` rather than the array itself because scikit-learn's repr and clone
+        machinery compare defaults with ``==``, which is ambiguous for arrays). Each
+        penalty must be finite and >= 0 (0 means least squares / minimum-norm solution:
+        singular directions with ``s == 0`` are then given weight 0).
+    cv : int, scikit-learn splitter, or iterable of (train_idx, val_idx), default 5
+        * int ``K`` without ``groups``: ``K`` contiguous folds of consecutive samples, no
+          shuffling (:func:`mmneuro.encoding.contiguous_kfold`).
+        * int ``K`` with ``groups`` passed to :meth:`fit`: leave-runs-out with the runs
+          split into ``K`` consecutive blocks (:class:`mmneuro.encoding.LeaveRunsOut`);
+          ``K`` must not exceed the number of runs (use ``cv=LeaveRunsOut()`` for
+          leave-one-run-out).
+        * an object with a ``split`` method (e.g. ``LeaveRunsOut()``, ``KFold``): called as
+          ``cv.split(X, y, groups)``.
+        * an iterable of ``(train_idx, val_idx)`` integer (or boolean-mask) pairs.
+    scoring : {"correlation", "r2"}, default "correlation"
+        Validation score maximised when choosing alpha (named ``scoring`` as in
+        scikit-learn's ``RidgeCV``: a ``score`` attribute would shadow the estimator's
+        :meth:`score` method). Where the validation target is
+        constant (or, for correlation, the prediction is constant, e.g. all-zero features)
+        the fold's score is 0 rather than NaN, so such targets tie across alphas.
+    fit_intercept : bool, default False
+        If True, centre ``X`` and ``y`` with the training means (per fold and for the refit)
+        and set ``intercept_``; if False the data are used as given (centre them yourself,
+        e.g. with z-scoring per run) and ``intercept_`` is 0.
+    alpha_per_target : bool, default True
+        If False, one alpha is shared by all targets: the one with the best CV score
+        averaged over targets.
+    dtype : {"float64", "float32"}, default "float64"
+        Precision of the computation, coefficients and predictions. float64 is the default
+        because alpha selection compares small score differences; "float32" halves memory
+        and roughly doubles speed (scores are still accumulated in float64).
+    n_targets_batch : int or None, default None
+        Targets processed together (CV and refit). ``None`` processes all at once; a smaller
+        number bounds the working memory to about ``(n_samples + k) * n_targets_batch``
+        values. The chosen alphas do not depend on it.
+
+    Attributes
+    ----------
+    alpha_ : ndarray of shape (n_targets,), or float for 1-D ``y``
+        Chosen penalty of every target.
+    cv_scores_ : ndarray of shape (n_alphas, n_targets), or (n_alphas,) for 1-D ``y``
+        Validation score of every alpha, averaged over folds.
+    best_score_ : ndarray of shape (n_targets,), or float for 1-D ``y``
+        ``cv_scores_`` at the chosen alpha.
+    coef_ : ndarray of shape (n_features, n_targets), or (n_features,) for 1-D ``y``
+        Coefficients refit on all samples (note: features first, as in himalaya, not
+        scikit-learn's ``(n_targets, n_features)``).
+    intercept_ : ndarray of shape (n_targets,), or float for 1-D ``y``
+        Zero unless ``fit_intercept=True``.
+    alphas_ : ndarray of shape (n_alphas,)
+        The validated grid.
+    n_splits_ : int
+        Number of cross-validation folds used.
+    n_features_in_ : int
+
+    Degenerate inputs
+    -----------------
+    * Constant target column: every fold scores 0 for every alpha; the largest alpha is
+      chosen (ties within 1e-10 always go to the largest alpha).
+    * All-zero (or constant, with ``fit_intercept=True``) features: predictions are constant,
+      scores 0, largest alpha chosen, coefficients 0.
+    * ``p >> n``: handled by the thin SVD (k = n components); no special case.
+    * Validation fold whose target has zero variance: that fold contributes 0 to the target's
+      mean score (both scores).
+
+    Notes
+    -----
+    :meth:`score` returns the mean R^2 over targets (scikit-learn convention,
+    ``sklearn.metrics.r2_score`` with ``multioutput="uniform_average"``), whatever
+    ``scoring`` was used to pick alpha. Use :func:`mmneuro.encoding.pearson_r` or
+    :func:`mmneuro.encoding.r2_score` on :meth:`predict` for per-target scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 10)); Y = X @ rng.standard_normal((10, 3))
+    >>> model = RidgeCV(alphas=[0.1, 1.0, 10.0], cv=4).fit(X, Y)
+    >>> model.alpha_.shape, model.coef_.shape
+    ((3,), (10, 3))
+    """
+
+    def __init__(
+        self,
+        alphas=None,
+        cv=5,
+        scoring="correlation",
+        fit_intercept=False,
+        alpha_per_target=True,
+        dtype="float64",
+        n_targets_batch=None,
+    ):
+        self.alphas = alphas
+        self.cv = cv
+        self.scoring = scoring
+        self.fit_intercept = fit_intercept
+        self.alpha_per_target = alpha_per_target
+        self.dtype = dtype
+        self.n_targets_batch = n_targets_batch
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------------ validation
+    def _owner(self) -> str:
+        return type(self).__name__
+
+    def _check_params(self) -> tuple[np.dtype, np.ndarray, int | None]:
+        owner = self._owner()
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            raise InputError(f"{owner}: dtype must be 'float64' or 'float32'; got {self.dtype!r}.") from None
+        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise InputError(f"{owner}: dtype must be 'float64' or 'float32'; got {self.dtype!r}.")
+        if self.scoring not in _SCORES:
+            raise InputError(f"{owner}: scoring must be one of {_SCORES}; got {self.scoring!r}.")
+        alphas = DEFAULT_ALPHAS if self.alphas is None else self.alphas
+        try:
+            alphas = np.array(alphas, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise InputError(f"{owner}: alphas must be a sequence of numbers; got {self.alphas!r}.") from None
+        if alphas.size == 0:
+            raise InputError(f"{owner}: alphas is empty; give at least one penalty.")
+        if not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+            raise InputError(
+                f"{owner}: alphas must be finite and >= 0; got min={alphas.min()}, "
+                f"max={alphas.max()}, {int((~np.isfinite(alphas)).sum())} non-finite."
+            )
+        nb = self.n_targets_batch
+        if nb is not None:
+            if isinstance(nb, (bool, np.bool_)) or not isinstance(nb, numbers.Integral) or nb < 1:
+                raise InputError(f"{owner}: n_targets_batch must be a positive int or None; got {nb!r}.")
+            nb = int(nb)
+        return dtype, alphas, nb
+
+    def _validate_X(self, X, dtype, reset: bool) -> np.ndarray:
+        owner = self._owner()
+        X = _as_float_array(X, "X", dtype, owner) if X is not None else None
+        if X is None:
+            raise InputError(f"{owner}: X is None; pass an array of shape (n_samples, n_features).")
+        if X.ndim != 2:
+            raise InputError(
+                f"{owner}: expected 2D array X of shape (n_samples, n_features), got {X.ndim}D "
+                f"array of shape {X.shape} instead. Reshape your data either using "
+                "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it "
+                "contains a single sample."
+            )
+        if X.shape[0] == 0:
+            raise InputError(f"{owner}: X has 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if X.shape[1] == 0:
+            raise InputError(f"{owner}: X has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+        _check_finite(X, "X", owner)
+        if not reset:
+            if X.shape[1] != self.n_features_in_:
+                raise InputError(
+                    f"X has {X.shape[1]} features, but {owner} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+        return X
+
+    def _validate_y(self, y, n_samples: int, dtype) -> tuple[np.ndarray, bool]:
+        owner = self._owner()
+        Y = _as_float_array(y, "y", dtype, owner)
+        if Y.ndim not in (1, 2):
+            raise InputError(
+                f"{owner}: y must be 1-D (n_samples,) or 2-D (n_samples, n_targets); got shape {Y.shape}."
+            )
+        if Y.shape[0] != n_samples:
+            raise InputError(
+                f"{owner}: X has {n_samples} samples (rows) but y has {Y.shape[0]}; "
+                "they must have the same number of time points."
+            )
+        if Y.ndim == 2 and Y.shape[1] == 0:
+            raise InputError(f"{owner}: y has 0 targets (shape={Y.shape}); a minimum of 1 is required.")
+        _check_finite(Y, "y", owner)
+        was_1d = Y.ndim == 1
+        return Y.reshape(n_samples, -1), was_1d
+
+    def _folds(self, X, Y, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+        owner = self._owner()
+        n = X.shape[0]
+        cv = self.cv
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.ndim != 1 or groups.shape[0] != n:
+                raise InputError(
+                    f"{owner}: groups must give one run label per sample: X has {n} samples, "
+                    f"groups has shape {groups.shape}."
+                )
+        if isinstance(cv, numbers.Integral) and not isinstance(cv, (bool, np.bool_)):
+            if groups is None:
+                if n < int(cv):
+                    raise InputError(
+                        f"{owner}: n_samples={n} is too few for cv={int(cv)} folds; "
+                        f"use cv <= {n} or more samples."
+                    )
+                raw = contiguous_kfold(n, int(cv))
+            else:
+                raw = list(LeaveRunsOut(n_splits=int(cv)).split(X, Y, groups))
+        elif hasattr(cv, "split"):
+            raw = list(cv.split(X, Y, groups))
+        elif isinstance(cv, Iterable) and not isinstance(cv, (str, bytes)):
+            raw = list(cv)
+        else:
+            raise InputError(
+                f"{owner}: cv must be an int, a splitter with a split() method, or an iterable "
+                f"of (train_idx, val_idx) pairs; got {cv!r}."
+            )
+        if len(raw) == 0:
+            raise InputError(f"{owner}: cv produced no folds.")
+        folds = []
+        for i, pair in enumerate(raw):
+            try:
+                train, val = pair
+            except (TypeError, ValueError):
+                raise InputError(f"{owner}: fold {i} of cv is not a (train_idx, val_idx) pair.") from None
+            out = []
+            for label, idx in (("train", train), ("validation", val)):
+                idx = np.asarray(idx)
+                if idx.dtype == bool:
+                    if idx.shape != (n,):
+                        raise InputError(
+                            f"{owner}: fold {i} {label} mask has shape {idx.shape}, expected ({n},)."
+                        )
+                    idx = np.flatnonzero(idx)
+                idx = idx.reshape(-1)
+                if idx.size and not np.issubdtype(idx.dtype, np.integer):
+                    raise InputError(f"{owner}: fold {i} {label} indices must be integers; got dtype={idx.dtype}.")
+                if idx.size == 0:
+                    raise InputError(f"{owner}: fold {i} has an empty {label} set; check `cv`.")
+                if idx.min() < 0 or idx.max() >= n:
+                    raise InputError(
+                        f"{owner}: fold {i} {label} indices span [{idx.min()}, {idx.max()}] but "
+                        f"X has {n} samples (valid indices 0..{n - 1})."
+                    )
+                out.append(idx.astype(np.intp, copy=False))
+            folds.append((out[0], out[1]))
+        return folds
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, groups=None):
+        """Choose alphas by cross-validation, then refit on all samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        groups : array-like of shape (n_samples,), optional
+            Run label of every sample; used by leave-runs-out CV (see ``cv``).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InputError
+            If X and y differ in number of rows, contain NaN/inf, are non-numeric, or the
+            parameters or folds are invalid (the message names the numbers involved).
+        """
+        dtype, alphas, nb = self._check_params()
+        X = self._validate_X(X, dtype, reset=True)
+        n, p = X.shape
+        Y, was_1d = self._validate_y(y, n, dtype)
+        n_targets = Y.shape[1]
+        folds = self._folds(X, Y, groups)
+        nb = n_targets if nb is None else min(nb, n_targets)
+        batches = [slice(s, min(s + nb, n_targets)) for s in range(0, n_targets, nb)]
+        use_corr = self.scoring == "correlation"
+
+        # ---- cross-validation: score every alpha for every target, mean over folds
+        score_sum = np.zeros((alphas.size, n_targets), dtype=np.float64)
+        for train, val in folds:
+            Xtr = X[train]  # fancy indexing copies: safe to centre in place
+            Xv = X[val]
+            if self.fit_intercept:
+                x_mean = Xtr.mean(axis=0)
+                Xtr -= x_mean
+                Xv -= x_mean
+            U, s, Vt = _thin_svd(Xtr)
+            del Xtr
+            XvV = Xv @ Vt.T  # (n_val, k), reused for every alpha and batch
+            del Xv, Vt
+            D = _shrinkage(s, alphas)  # (n_alphas, k)
+            for b in batches:
+                Ytr = Y[train, b]
+                Yv = Y[val, b]
+                if self.fit_intercept:
+                    y_mean = Ytr.mean(axis=0)
+                    Ytr -= y_mean
+                    Yv -= y_mean
+                UtY = U.T @ Ytr  # (k, batch)
+                del Ytr
+                Yv_c = Yv - Yv.mean(axis=0)
+                yv_const = _constant_columns(Yv, Yv_c)
+                if use_corr:
+                    yv_stat = np.sqrt(np.einsum("ij,ij->j", Yv_c, Yv_c, dtype=np.float64))
+                else:
+                    yv_stat = np.einsum("ij,ij->j", Yv_c, Yv_c, dtype=np.float64)
+                for a in range(alphas.size):
+                    P = (XvV * D[a]) @ UtY  # (n_val, batch): one alpha at a time
+                    if use_corr:
+                        score_sum[a, b] += _score_correlation(Yv_c, yv_const, yv_stat, P)
+                    else:
+                        score_sum[a, b] += _score_r2(Yv, yv_const, yv_stat, P)
+                del UtY, Yv, Yv_c, P
+            del U
+        cv_scores = score_sum / len(folds)
+        best_idx = _select(cv_scores, alphas, bool(self.alpha_per_target))
+
+        # ---- refit on all samples, one SVD, per-target shrinkage gathered by alpha index
+        if self.fit_intercept:
+            x_mean = X.mean(axis=0)
+            Xc = X - x_mean
+        else:
+            Xc = X
+        U, s, Vt = _thin_svd(Xc)
+        del Xc
+        D = _shrinkage(s, alphas)
+        coef = np.empty((p, n_targets), dtype=dtype)
+        y_mean = np.zeros(n_targets, dtype=dtype)
+        for b in batches:
+            Yb = Y[:, b]
+            if self.fit_intercept:
+                y_mean[b] = Yb.mean(axis=0)
+                Yb = Yb - y_mean[b]
+            UtY = U.T @ Yb
+            UtY *= D[best_idx[b]].T  # column j scaled by d(alpha_j)
+            coef[:, b] = Vt.T @ UtY
+            del UtY
+        if self.fit_intercept:
+            intercept = (y_mean - x_mean @ coef).astype(dtype, copy=False)
+        else:
+            intercept = np.zeros(n_targets, dtype=dtype)
+
+        chosen = alphas[best_idx]
+        self.alphas_ = alphas
+        self.n_splits_ = len(folds)
+        self.n_features_in_ = p
+        self._y_1d = was_1d
+        if was_1d:
+            self.alpha_ = float(chosen[0])
+            self.cv_scores_ = cv_scores[:, 0]
+            self.best_score_ = float(cv_scores[best_idx[0], 0])
+            self.coef_ = coef[:, 0]
+            self.intercept_ = float(intercept[0])
+        else:
+            self.alpha_ = chosen
+            self.cv_scores_ = cv_scores
+            self.best_score_ = cv_scores[best_idx, np.arange(n_targets)]
+            self.coef_ = coef
+            self.intercept_ = intercept
+        return self
+
+    def predict(self, X):
+        """Predicted responses, ``X @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_targets), or (n_samples,) if fitted on 1-D ``y``;
+        dtype ``self.dtype``.
+        """
+        check_is_fitted(self, "coef_")
+        dtype = self.coef_.dtype
+        X = self._validate_X(X, dtype, reset=False)
+        return X @ self.coef_ + np.asarray(self.intercept_, dtype=dtype)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean R^2 over targets of :meth:`predict` (scikit-learn convention).
+
+        Same as ``sklearn.metrics.r2_score(y, self.predict(X), sample_weight=sample_weight)``
+        with ``multioutput="uniform_average"``: constant target columns count 1.0 if
+        predicted exactly, else 0.0. For per-target values use
+        :func:`mmneuro.encoding.r2_score` or :func:`mmneuro.encoding.pearson_r`.
+        """
+        return super().score(X, y, sample_weight=sample_weight)
