@@ -209,12 +209,14 @@ def read_textgrid_tier(path: str | Path, tier: str | None = None) -> dict:
             elif key == "name":
                 current["name"] = value
             continue
+        if current["class"] != "IntervalTier":
+            continue  # points of a TextTier carry no word intervals
         if key in ("xmin", "xmax"):
             try:
                 interval[key] = float(value)
             except ValueError as exc:
                 raise InputError(f"{path}, line {i}: bad time {value!r}") from exc
-        elif key in ("text", "mark"):
+        elif key == "text":
             interval["text"] = value
             if "xmin" not in interval or "xmax" not in interval:
                 raise InputError(f"{path}, line {i}: interval label before its xmin/xmax")
