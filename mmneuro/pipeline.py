@@ -152,8 +152,8 @@ def weights_record(weights: Any) -> dict[str, Any]:
 class LayerFit:
     """Held-out scores of one feature space for one subject.
 
-    Attributes: ``r`` (n_targets,) Pearson r on held-out data (mean over test folds for
-    leave-one-run-out), ``alpha`` (n_targets,) chosen ridge penalty (geometric mean over folds).
+    Attributes: ``r`` (n_targets,) Pearson r of the held-out predictions (NaN for invalid
+    targets), ``alpha`` (n_targets,) chosen ridge penalty (geometric mean over folds).
     """
 
     r: np.ndarray
@@ -188,37 +188,75 @@ def response_matrix(responses: Responses, runs: Sequence[StimulusRun]) -> np.nda
     return np.concatenate(blocks).astype(np.float32)
 
 
+@dataclass
+class EvaluationPlan:
+    """Which rows of the runs' concatenated series train and test each fold.
+
+    ``runs`` in concatenation order; ``folds`` as (train_rows, test_rows) index arrays;
+    ``scored`` the rows whose held-out predictions are scored (every test row, in order).
+    """
+
+    runs: list[StimulusRun]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    scored: np.ndarray
+
+    def run_labels(self) -> np.ndarray:
+        """(n_rows,) index of the run each row belongs to."""
+        return np.concatenate([np.full(r.n_trs, i) for i, r in enumerate(self.runs)])
+
+
+def evaluation_plan(dataset: Dataset) -> EvaluationPlan:
+    """The held-out scheme of ``dataset.evaluation`` as row indices (see :class:`Dataset`)."""
+    if dataset.evaluation == "heldout":
+        runs = dataset.train_runs + dataset.test_runs
+        if not dataset.train_runs or not dataset.test_runs:
+            raise InputError(f"dataset {dataset.name!r} needs train and test runs for held-out evaluation")
+        n_train = sum(r.n_trs for r in dataset.train_runs)
+        n = n_train + sum(r.n_trs for r in dataset.test_runs)
+        test = np.arange(n_train, n)
+        return EvaluationPlan(runs, [(np.arange(n_train), test)], test)
+    runs = list(dataset.runs)
+    n = sum(r.n_trs for r in runs)
+    if dataset.evaluation == "leave-one-run-out":
+        bounds = np.cumsum([0] + [r.n_trs for r in runs])
+        blocks = [np.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    elif dataset.evaluation == "contiguous-folds":
+        blocks = np.array_split(np.arange(n), dataset.eval_folds)
+    else:
+        raise InputError(f"unknown evaluation {dataset.evaluation!r}")
+    folds = [(np.setdiff1d(np.arange(n), block), block) for block in blocks]
+    return EvaluationPlan(runs, folds, np.arange(n))
+
+
 def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray], responses: Responses,
                  delays: Sequence[int] | None = None, alphas: np.ndarray = DEFAULT_ALPHAS,
                  inner_folds: int = 5) -> LayerFit:
-    """Fit ridge on training runs (alpha per target by inner CV) and score held-out runs.
+    """Fit ridge on each fold's training rows (alpha per target by inner CV) and score held-out rows.
 
-    ``heldout``: fit on train runs (leave-one-run-out inner CV, or contiguous folds when there is
-    a single train run), r on the repeat-averaged test runs. ``leave-one-run-out``: each run is
-    tested once by a model fit on the other runs; r is averaged over folds.
+    Features are z-scored and delayed within each run; responses of repeated runs are
+    averaged. The inner CV leaves one training run out when a fold trains on several runs,
+    else uses ``inner_folds`` contiguous blocks. Held-out predictions of all folds are
+    concatenated and scored together with Pearson r per target.
     """
     delays = tuple(dataset.delays if delays is None else delays)
-    if dataset.evaluation == "heldout":
-        folds = [(dataset.train_runs, dataset.test_runs)]
-    else:
-        folds = [([r for r in dataset.runs if r is not test], [test]) for test in dataset.runs]
-    rs, log_alphas = [], []
-    for train, test in folds:
-        X_train = design_matrix(features, train, delays)
-        Y_train = response_matrix(responses, train)
-        if len(train) > 1:
-            groups = np.concatenate([np.full(r.n_trs, i) for i, r in enumerate(train)])
-            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation")
-            model.fit(X_train, Y_train, groups=groups)
+    plan = evaluation_plan(dataset)
+    X = design_matrix(features, plan.runs, delays)
+    Y = response_matrix(responses, plan.runs)
+    labels = plan.run_labels()
+    prediction = np.zeros_like(Y)
+    log_alphas = []
+    for train, test in plan.folds:
+        groups = labels[train]
+        if len(np.unique(groups)) > 1:
+            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation").fit(X[train], Y[train], groups=groups)
         else:
-            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation").fit(X_train, Y_train)
-        prediction = model.predict(design_matrix(features, test, delays))
-        rs.append(pearson_r(response_matrix(responses, test), prediction))
+            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation").fit(X[train], Y[train])
+        prediction[test] = model.predict(X[test])
         log_alphas.append(np.log(model.alpha_))
-    r = np.nanmean(np.stack(rs), axis=0) if len(rs) > 1 else rs[0]
+    r = pearson_r(Y[plan.scored], prediction[plan.scored])
     if responses.valid is not None:
         r = np.where(responses.valid, r, np.nan)
-    return LayerFit(r=r.astype(np.float64), alpha=np.exp(np.mean(log_alphas, axis=0)))
+    return LayerFit(r=np.asarray(r, dtype=np.float64), alpha=np.exp(np.mean(log_alphas, axis=0)))
 
 
 # --------------------------------------------------------------------------- ceilings
@@ -236,7 +274,7 @@ def noise_ceiling(dataset: Dataset, responses: Responses,
     """Repeat-based ceiling when test runs were presented more than once, else cross-subject.
 
     ``others`` returns every usable subject's responses (the subject itself included); it is
-    only called for the cross-subject ceiling.
+    only called for the cross-subject ceiling, which follows the dataset's evaluation folds.
     """
     test_runs = dataset.test_runs if dataset.evaluation == "heldout" else []
     if test_runs and all(responses.runs[r.name].shape[0] > 1 for r in test_runs):
@@ -246,13 +284,10 @@ def noise_ceiling(dataset: Dataset, responses: Responses,
         raise InputError("no repeated test run: a cross-subject ceiling needs the other subjects' responses")
     everyone = others()
     index = [o.subject for o in everyone].index(responses.subject)
-    folds = ([(dataset.train_runs, dataset.test_runs)] if dataset.evaluation == "heldout"
-             else [([r for r in dataset.runs if r is not t], [t]) for t in dataset.runs])
-    per_fold = []
-    for train, test in folds:
-        tr = [response_matrix(o, train) for o in everyone]
-        te = [response_matrix(o, test) for o in everyone]
-        per_fold.append(cross_subject_ceiling(tr, te)[index])
+    plan = evaluation_plan(dataset)
+    series = [response_matrix(o, plan.runs) for o in everyone]
+    per_fold = [cross_subject_ceiling([y[train] for y in series], [y[test] for y in series])[index]
+                for train, test in plan.folds]
     r = np.nanmean(np.stack(per_fold), axis=0)
     return Ceiling(np.where(responses.valid, r, np.nan) if responses.valid is not None else r, "cross-subject")
 

@@ -72,28 +72,24 @@ def test_fake_screening(fake_root):
     assert "2 of 5 subjects usable" in notes and "2 constant subject-ROI columns" in notes
     r22 = ds.load_responses("22")
     assert r22.valid.tolist() == [True, False, True, True, False, True]
-    for run in r22.runs.values():
-        assert not np.isnan(run).any()
-        np.testing.assert_array_equal(run[0, :, 4], 0.0)
-    np.testing.assert_array_equal(r22.runs["half-2"][0, :, 1], 0.0)
-    assert abs(r22.runs["half-1"][0, :, 1].std() - 1) < 1e-5
+    story = r22.runs["story"][0]
+    assert not np.isnan(story).any()
+    np.testing.assert_array_equal(story[:, 4], 0.0)  # constant over the whole series -> zeros
+    assert abs(story[:, 1].std() - 1) < 1e-5  # constant in one half only: cleaned, but marked invalid
     assert ds.load_responses("s18").valid.all()
     with pytest.raises(InputError, match="excluded: every column is all zero"):
         ds.load_responses("33")
 
 
-def test_fake_cleaning_is_per_half(fake_root):
+def test_fake_cleaning_is_over_the_whole_story(fake_root):
     root, good = fake_root
-    r = load_alice(root).load_responses("18")
-    for name, (lo, hi) in alice_mod.HALVES.items():
-        y = r.runs[name][0].astype(np.float64)
-        np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-5)
-        np.testing.assert_allclose(y.std(axis=0), 1.0, atol=1e-5)
-        # equals the half's own quadratic-detrended, z-scored raw series
-        x = np.arange(hi - lo, dtype=float)
-        raw = good[lo:hi]
-        resid = raw - np.stack([np.polyval(np.polyfit(x, raw[:, j], 2), x) for j in range(6)], axis=1)
-        np.testing.assert_allclose(y, resid / resid.std(axis=0), atol=2e-4)
+    y = load_alice(root).load_responses("18").runs["story"][0].astype(np.float64)
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y.std(axis=0), 1.0, atol=1e-5)
+    # equals the whole series' quadratic-detrended, z-scored raw values
+    x = np.arange(362, dtype=float)
+    resid = good - np.stack([np.polyval(np.polyfit(x, good[:, j], 2), x) for j in range(6)], axis=1)
+    np.testing.assert_allclose(y, resid / resid.std(axis=0), atol=2e-4)
 
 
 def test_fake_regressor_and_root_resolution(fake_root, monkeypatch, tmp_path_factory):
@@ -131,15 +127,14 @@ def test_real_subjects_and_exclusion():
 @needs_real
 def test_real_structure():
     ds = load_alice()
-    assert ds.tr == 2.0 and ds.evaluation == "leave-one-run-out" and ds.delays == (1, 2, 3, 4)
+    assert ds.tr == 2.0 and ds.evaluation == "contiguous-folds" and ds.eval_folds == 2
+    assert ds.delays == (1, 2, 3, 4)
     assert ds.target_names == ROI_NAMES and ds.mask_img is None
-    assert [r.name for r in ds.runs] == ["half-1", "half-2"]
-    h1, h2 = ds.runs
-    assert h1.tr_times[0] == 20.0 and h1.n_trs == 181
-    assert h2.tr_times[0] == 20.0 + 2 * 181 and h2.tr_times[-1] == 20.0 + 2 * 361
-    np.testing.assert_allclose(np.diff(h1.tr_times), 2.0)
-    assert h1.words == h2.words and h1.words.name == "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid"
-    assert h1.words.is_file()
+    assert [r.name for r in ds.runs] == ["story"]
+    story = ds.runs[0]
+    assert story.tr_times[0] == 20.0 and story.n_trs == 362 and story.tr_times[-1] == 20.0 + 2 * 361
+    np.testing.assert_allclose(np.diff(story.tr_times), 2.0)
+    assert story.words.name == "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid" and story.words.is_file()
     assert set(ds.rois) == set(ROI_NAMES)
     for j, name in enumerate(ROI_NAMES):
         assert ds.rois[name].dtype == bool and ds.rois[name].tolist() == [k == j for k in range(6)]
@@ -152,10 +147,9 @@ def test_real_responses_and_constant_columns():
     for subject in ds.subjects:
         r = ds.load_responses(subject)
         assert r.subject == subject
-        assert set(r.runs) == {"half-1", "half-2"}
-        for run in r.runs.values():
-            assert run.shape == (1, 181, 6) and run.dtype == np.float32
-            assert not np.isnan(run).any()
+        assert set(r.runs) == {"story"}
+        assert r.runs["story"].shape == (1, 362, 6) and r.runs["story"].dtype == np.float32
+        assert not np.isnan(r.runs["story"]).any()
         n_invalid += int((~r.valid).sum())
         # invalid columns are exactly the all-zero cleaned ones
         for run in r.runs.values():

@@ -5,15 +5,15 @@ the folder holds, per subject, 362 TRs (TR = 2 s) x 6 ROI time series
 (``LATL RATL LPTL LIPL LPreM LIFG``), raw. The first ten volumes were discarded, so
 response row ``i`` was acquired ``20 + 2 i`` seconds after audio onset.
 
-The story is split into two stimulus runs, ``half-1`` (rows 0-180) and ``half-2``
-(rows 181-361), evaluated leave-one-run-out (train on one half, test on the other, both
-ways). Both runs point at the same word TextGrid; their ``tr_times`` are on the audio
-clock, so words are looked up by time without any offset.
+The story is one stimulus run, ``story`` (362 TRs), preprocessed as a whole (as in the
+README's reference recipe) and evaluated by contiguous halves: a model fit on one half
+predicts the other, both ways, and the two held-out predictions are scored together. The
+run's ``tr_times`` are on the audio clock, so words are looked up by time without offset.
 
 Subjects are screened when the dataset is loaded: a subject whose file has the wrong
 shape, holds NaN / infinite values, or is constant in every column is excluded (noted in
-``Dataset.notes``); a constant column of a usable subject (in either half) is noted and
-marked False in ``Responses.valid``.
+``Dataset.notes``); a column of a usable subject that is constant in the whole series or in
+either evaluation half is noted and marked False in ``Responses.valid``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ROI_NAMES = ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]
 TR = 2.0
 N_TRS = 362
 FIRST_TR_TIME = 20.0  # seconds of audio before response row 0 (10 discarded volumes x 2 s)
-HALVES = {"half-1": (0, 181), "half-2": (181, 362)}
+HALVES = ((0, 181), (181, 362))  # the two evaluation blocks, screened for constant columns
 TEXTGRID = Path("stimulus") / "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid"
 RESOLUTIONS = ("6mm", "10mm")
 ENV_VAR = "MMNEURO_ALICE"
@@ -96,7 +96,7 @@ def _screen(raw: np.ndarray) -> tuple[str | None, np.ndarray]:
         kind = "all zero" if not raw.any() else "constant"
         return f"every column is {kind}", np.zeros(0, bool)
     const = whole.copy()
-    for lo, hi in HALVES.values():
+    for lo, hi in HALVES:
         const |= constant_columns(raw[lo:hi])
     return None, const
 
@@ -112,11 +112,11 @@ def load_alice(root: str | Path | None = None, resolution: str = "6mm") -> Datas
 
     Returns
     -------
-    Dataset named ``"alice"`` (``"alice-10mm"`` for 10 mm) with runs ``half-1`` /
-    ``half-2`` (181 TRs each), usable subjects (labels like ``"18"``), one-hot ROIs over
-    the 6 columns, leave-one-run-out evaluation and delays (1, 2, 3, 4).
-    ``load_responses(subject)`` gives runs of shape (1, 181, 6) float32, each half
-    linear+quadratic detrended and z-scored, with ``valid`` False for constant columns.
+    Dataset named ``"alice"`` (``"alice-10mm"`` for 10 mm) with one run ``story`` (362 TRs),
+    usable subjects (labels like ``"18"``), one-hot ROIs over the 6 columns, evaluation by
+    two contiguous folds (halves) and delays (1, 2, 3, 4). ``load_responses(subject)`` gives
+    ``{"story": (1, 362, 6) float32}``, linear+quadratic detrended and z-scored over the whole
+    series, with ``valid`` False for constant columns.
     """
     if resolution not in RESOLUTIONS:
         raise InputError(f"Alice resolution must be one of {RESOLUTIONS}, got {resolution!r}")
@@ -166,15 +166,8 @@ def load_alice(root: str | Path | None = None, resolution: str = "6mm") -> Datas
     if not raw_by_subject:
         raise InputError(f"Alice folder {folder}: no usable subject; " + "; ".join(notes))
 
-    runs = [
-        StimulusRun(
-            name=name,
-            tr_times=FIRST_TR_TIME + TR * np.arange(lo, hi, dtype=np.float64),
-            words=words,
-            split="train",
-        )
-        for name, (lo, hi) in HALVES.items()
-    ]
+    runs = [StimulusRun(name="story", tr_times=FIRST_TR_TIME + TR * np.arange(N_TRS, dtype=np.float64),
+                        words=words, split="train")]
     rois = {name: np.arange(len(ROI_NAMES)) == j for j, name in enumerate(ROI_NAMES)}
 
     def load_responses(subject: str | int) -> Responses:
@@ -185,11 +178,8 @@ def load_alice(root: str | Path | None = None, resolution: str = "6mm") -> Datas
                 f"Alice subject {subject!r} is not usable{why}; usable: {sorted(raw_by_subject)}"
             )
         raw = raw_by_subject[label]
-        out = {
-            name: clean_run(raw[lo:hi], detrend_order=2, name=f"Alice s{label} {name}")[None]
-            for name, (lo, hi) in HALVES.items()
-        }
-        return Responses(subject=label, runs=out, valid=valid_by_subject[label].copy())
+        story = clean_run(raw, detrend_order=2, name=f"Alice s{label}")[None]
+        return Responses(subject=label, runs={"story": story}, valid=valid_by_subject[label].copy())
 
     return Dataset(
         name="alice" if resolution == "6mm" else f"alice-{resolution}",
@@ -199,7 +189,8 @@ def load_alice(root: str | Path | None = None, resolution: str = "6mm") -> Datas
         subjects=sorted(raw_by_subject, key=int),
         rois=rois,
         load_responses=load_responses,
-        evaluation="leave-one-run-out",
+        evaluation="contiguous-folds",
+        eval_folds=len(HALVES),
         delays=(1, 2, 3, 4),
         mask_img=None,
         target_names=list(ROI_NAMES),

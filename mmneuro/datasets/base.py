@@ -14,7 +14,7 @@ from typing import Callable, Literal
 import numpy as np
 
 Split = Literal["train", "test"]
-Evaluation = Literal["heldout", "leave-one-run-out"]
+Evaluation = Literal["heldout", "leave-one-run-out", "contiguous-folds"]
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,12 @@ class Dataset:
     rois : ROI name -> (n_targets,) bool mask over the response columns.
     load_responses : callable subject -> :class:`Responses` (preprocessed: detrended and
         z-scored per run and repeat).
-    evaluation : ``"heldout"`` (fit on train runs, test on test runs, repeats averaged) or
-        ``"leave-one-run-out"`` (each run is tested once with a model fit on the others).
+    evaluation : how held-out predictions are made. ``"heldout"``: fit on train runs, predict
+        the repeat-averaged test runs. ``"leave-one-run-out"``: each run is predicted by a model
+        fit on the others. ``"contiguous-folds"``: the runs' concatenated time series is cut into
+        ``eval_folds`` contiguous blocks, each predicted by a model fit on the rest. In the last
+        two, the held-out predictions are concatenated and scored over the whole series.
+    eval_folds : number of contiguous blocks for ``"contiguous-folds"``.
     delays : default FIR delays in TRs for this dataset.
     mask_img : for volumetric data, the NIfTI brain mask whose in-mask voxels are the
         targets (nilearn ``NiftiMasker`` order); None for ROI time series.
@@ -97,6 +101,7 @@ class Dataset:
     rois: dict[str, np.ndarray]
     load_responses: Callable[[str], Responses]
     evaluation: Evaluation = "heldout"
+    eval_folds: int = 2
     delays: tuple[int, ...] = (1, 2, 3, 4)
     mask_img: object | None = None
     target_names: list[str] | None = None
