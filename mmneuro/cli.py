@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
     enc.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     enc.add_argument("--delays", nargs="+", type=int, help="FIR delays in TRs (default: the dataset's)")
+    enc.add_argument("--feature-detrend", choices=["dataset", "none", "0", "1", "2", "3"], default="dataset",
+                     help="polynomial order removed from each run's features (default: the dataset's recipe)")
     enc.add_argument("--cache", type=Path, help="feature cache folder (default: $MMNEURO_CACHE or "
                                                  "~/.cache/mmneuro/features)")
     enc.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
@@ -50,8 +52,12 @@ def run_encode(args: argparse.Namespace) -> None:
     results = pipeline.encode(
         model=args.model, subject=args.subject, dataset=args.dataset, layers=args.layers, weights=args.weights,
         features=args.features, out=args.out, allow_download=args.download, device=args.device,
-        delays=args.delays, seed=args.seed, progress=not args.no_progress, command=sys.argv, **kwargs)
+        delays=args.delays, seed=args.seed, feature_detrend=parse_detrend(args.feature_detrend), progress=not args.no_progress, command=sys.argv, **kwargs)
     print(pipeline.main_out_dir(results))
+
+
+def parse_detrend(text: str) -> int | None | str:
+    return None if text == "none" else text if text == "dataset" else int(text)
 
 
 def run_datasets(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from mmneuro.brain.preprocess import detrend
 from mmneuro.brain.ceiling import ceiling_r, cross_subject_ceiling, explainable_variance, normalized_alignment
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.encoding import LeaveRunsOut, RidgeCV, pearson_r
@@ -161,14 +162,17 @@ class LayerFit:
 
 
 def design_matrix(features: dict[str, np.ndarray], runs: Sequence[StimulusRun],
-                  delays: Sequence[int]) -> np.ndarray:
-    """Concatenate runs' features, z-score each run, add FIR delays within runs: (sum n_trs, p * n_delays)."""
+                  delays: Sequence[int], detrend_order: int | None = None) -> np.ndarray:
+    """Concatenate runs' features, detrend (optional) and z-score each run, add FIR delays within runs.
+
+    Returns (sum n_trs, p * n_delays) float32, delay-major column blocks.
+    """
     blocks = []
     for run in runs:
         x = features[run.name]
         if x.shape[0] != run.n_trs:
             raise InputError(f"run {run.name}: features have {x.shape[0]} rows but the run has {run.n_trs} TRs")
-        blocks.append(x)
+        blocks.append(x if detrend_order is None else detrend(x, detrend_order))
     lengths = [run.n_trs for run in runs]
     X = zscore_runs(np.concatenate(blocks).astype(np.float32), lengths)
     return make_delayed(X, delays, lengths)
@@ -230,17 +234,19 @@ def evaluation_plan(dataset: Dataset) -> EvaluationPlan:
 
 def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray], responses: Responses,
                  delays: Sequence[int] | None = None, alphas: np.ndarray = DEFAULT_ALPHAS,
-                 inner_folds: int = 5) -> LayerFit:
+                 inner_folds: int = 5, feature_detrend: int | None | str = "dataset") -> LayerFit:
     """Fit ridge on each fold's training rows (alpha per target by inner CV) and score held-out rows.
 
     Features are z-scored and delayed within each run; responses of repeated runs are
     averaged. The inner CV leaves one training run out when a fold trains on several runs,
     else uses ``inner_folds`` contiguous blocks. Held-out predictions of all folds are
-    concatenated and scored together with Pearson r per target.
+    concatenated and scored together with Pearson r per target. ``feature_detrend``:
+    ``"dataset"`` uses ``dataset.feature_detrend``; an int or None overrides it.
     """
     delays = tuple(dataset.delays if delays is None else delays)
+    order = dataset.feature_detrend if feature_detrend == "dataset" else feature_detrend
     plan = evaluation_plan(dataset)
-    X = design_matrix(features, plan.runs, delays)
+    X = design_matrix(features, plan.runs, delays, order)
     Y = response_matrix(responses, plan.runs)
     labels = plan.run_labels()
     prediction = np.zeros_like(Y)
@@ -263,10 +269,24 @@ def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray], responses: R
 
 @dataclass
 class Ceiling:
-    """Noise ceiling in r units per target and how it was obtained (``repeats`` or ``cross-subject``)."""
+    """Noise ceiling in r units per target and how it was obtained (``repeats`` or ``cross-subject``).
+
+    For repeat-based ceilings ``ev`` (n_targets,) keeps the bias-corrected explainable variance:
+    it is unbiased per target, while ``r`` (a concave function of it) is biased low when
+    averaged over noisy targets, so ROI ceilings are computed from the ROI's mean ``ev``.
+    """
 
     r: np.ndarray
     method: str
+    ev: np.ndarray | None = None
+    n_repeats: int | None = None
+
+    def roi_means(self, rois: dict[str, np.ndarray]) -> dict[str, float]:
+        """Ceiling per ROI: ``ceiling_r(mean ev)`` for repeats, the mean r for cross-subject."""
+        if self.ev is None:
+            return roi_means(self.r, rois)
+        return {name: float(ceiling_r(np.array([value]), self.n_repeats)[0]) if np.isfinite(value) else float("nan")
+                for name, value in roi_means(self.ev, rois).items()}
 
 
 def noise_ceiling(dataset: Dataset, responses: Responses,
@@ -279,7 +299,8 @@ def noise_ceiling(dataset: Dataset, responses: Responses,
     test_runs = dataset.test_runs if dataset.evaluation == "heldout" else []
     if test_runs and all(responses.runs[r.name].shape[0] > 1 for r in test_runs):
         repeats = np.concatenate([responses.runs[r.name] for r in test_runs], axis=1)
-        return Ceiling(ceiling_r(explainable_variance(repeats), repeats.shape[0]), "repeats")
+        ev = explainable_variance(repeats)
+        return Ceiling(ceiling_r(ev, repeats.shape[0]), "repeats", ev, repeats.shape[0])
     if others is None:
         raise InputError("no repeated test run: a cross-subject ceiling needs the other subjects' responses")
     everyone = others()
@@ -318,29 +339,36 @@ def roi_vs_rest_auc(r: np.ndarray, rois: dict[str, np.ndarray]) -> dict[str, flo
 
 def summarize(layers: Sequence[str], fits: dict[str, LayerFit], ceiling: Ceiling, dataset: Dataset,
               min_ceiling: float = MIN_CEILING) -> dict[str, Any]:
-    """The ``scores.json`` content (per layer mean r, ROI r, normalised alignment; best layer; ceiling)."""
+    """The ``scores.json`` content (per layer mean r, ROI r, normalised alignment; best layer; ceiling).
+
+    Normalised alignment of an ROI = its mean r / its ceiling, NaN where the ceiling is below
+    ``min_ceiling`` (too little explainable signal for the ratio to mean anything).
+    """
+    roi_ceiling = ceiling.roi_means(dataset.rois)
+    names = list(dataset.rois)
     per_layer = {}
     for layer in layers:
         r = fits[layer].r
-        norm = normalized_alignment(r, ceiling.r, min_ceiling=min_ceiling)
+        roi_r = roi_means(r, dataset.rois)
+        norm = normalized_alignment(np.array([roi_r[k] for k in names]), np.array([roi_ceiling[k] for k in names]),
+                                    min_ceiling=min_ceiling)
         entry = {
             "mean_r": float(np.nanmean(r)),
-            "roi_r": roi_means(r, dataset.rois),
-            "normalized_alignment": roi_means(norm, dataset.rois),
+            "roi_r": roi_r,
+            "normalized_alignment": {k: float(v) for k, v in zip(names, norm)},
             "median_alpha": float(np.nanmedian(fits[layer].alpha)),
         }
         if dataset.mask_img is not None:
             entry["roi_vs_rest_auc"] = roi_vs_rest_auc(r, dataset.rois)
         per_layer[layer] = entry
-    roi_names = list(dataset.rois)
-    best = max(layers, key=lambda name: np.nanmean([per_layer[name]["roi_r"][k] for k in roi_names]))
+    best = max(layers, key=lambda name: np.nanmean([per_layer[name]["roi_r"][k] for k in names]))
     return {
         "layers": per_layer,
         "best_layer": best,
         "best_layer_by_roi": {k: max(layers, key=lambda name: np.nan_to_num(per_layer[name]["roi_r"][k], nan=-1))
-                              for k in roi_names},
+                              for k in names},
         "ceiling": {"method": ceiling.method, "min_ceiling": min_ceiling,
-                    "roi_mean": roi_means(ceiling.r, dataset.rois),
+                    "roi_mean": roi_ceiling,
                     "fraction_above_min": float(np.mean(np.nan_to_num(ceiling.r) >= min_ceiling))},
     }
 
@@ -449,7 +477,8 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
            layers: Sequence[str] | None = None, weights: str | None = None, features: str | Path | None = None,
            out: str | Path | None = "results", allow_download: bool = False, device: str | None = None,
            cache: Path | None = DEFAULT_CACHE, alphas: np.ndarray = DEFAULT_ALPHAS,
-           delays: Sequence[int] | None = None, seed: int = 0, progress: bool = True,
+           delays: Sequence[int] | None = None, feature_detrend: int | None | str = "dataset",
+           seed: int = 0, progress: bool = True,
            command: list[str] | None = None, echo: Callable[[str], None] | None = print) -> list[EncodeResult]:
     """Extract, align, fit every requested layer and score held-out data for one or all subjects.
 
@@ -478,7 +507,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
     for label in subjects:
         resp = responses_of(label)
         with timings("ridge"):
-            fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas)
+            fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas, feature_detrend=feature_detrend)
                     for layer in tqdm(chosen, desc=f"sub-{label} ridge", unit="layer", disable=not progress)}
         with timings("ceiling"):
             ceil = noise_ceiling(ds, resp, lambda: [responses_of(s) for s in ds.subjects])
@@ -488,7 +517,9 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
         if out is not None:
             config = {"dataset": str(ds.root), "subject": label, "model": model, "layers": chosen,
                       "weights": weights, "features": str(features) if features else None,
-                      "delays": list(delays or ds.delays), "alphas": [float(a) for a in alphas]}
+                      "delays": list(delays or ds.delays), "alphas": [float(a) for a in alphas],
+                      "feature_detrend": ds.feature_detrend if feature_detrend == "dataset" else feature_detrend,
+                      "evaluation": ds.evaluation}
             result.out_dir = write_result(result, ds, Path(out) / ds.name / f"sub-{label}" /
                                           model_label(model, weights_info), config, command, seed)
         if echo is not None:

@@ -86,6 +86,10 @@ class Dataset:
         two, the held-out predictions are concatenated and scored over the whole series.
     eval_folds : number of contiguous blocks for ``"contiguous-folds"``.
     delays : default FIR delays in TRs for this dataset.
+    feature_detrend : polynomial order removed from each run's features before z-scoring, to
+        match how the responses were detrended (None: features are only z-scored). This is
+        part of the dataset's recipe: the demo detrends both sides (order 2); Alice follows
+        its README's reference recipe, which does not detrend features.
     mask_img : for volumetric data, the NIfTI brain mask whose in-mask voxels are the
         targets (nilearn ``NiftiMasker`` order); None for ROI time series.
     target_names : names of the response columns when they are few (ROI series).
@@ -103,6 +107,7 @@ class Dataset:
     evaluation: Evaluation = "heldout"
     eval_folds: int = 2
     delays: tuple[int, ...] = (1, 2, 3, 4)
+    feature_detrend: int | None = None
     mask_img: object | None = None
     target_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)

@@ -1114,7 +1114,27 @@ def load_demo(root: str | Path) -> Dataset:
         load_responses=load_responses,
         evaluation="heldout",
         delays=tuple(int(d) for d in desc.get("delays", DELAYS)),
+        feature_detrend=2,  # the responses' drift model is removed from features too
         mask_img=mask_img,
         notes=[f"synthetic demo dataset (generator {desc.get('generator_version')}, seed {desc.get('seed')})"],
         ground_truth=root / "ground_truth",
     )
+
+
+def ground_truth_regressors(dataset: Dataset) -> dict[str, np.ndarray]:
+    """The exact regressors the demo's signal was built from, per stimulus run.
+
+    Returns run name -> (n_trs, n_descriptors) float32: each descriptor of
+    :data:`DESCRIPTORS`, convolved with the canonical HRF and sampled at the run's TR
+    times. Encoding with these ("the oracle", delays ``(0,)``) reaches the noise ceiling.
+    """
+    if dataset.ground_truth is None:
+        raise InputError(f"dataset {dataset.name!r} has no ground truth")
+    out = {}
+    for run in dataset.runs:
+        path = Path(dataset.ground_truth) / f"regressors_{run.name}.npz"
+        if not path.is_file():
+            raise InputError(f"ground-truth regressors missing: {path}")
+        with np.load(path) as z:
+            out[run.name] = z["regressors"].astype(np.float32)
+    return out
