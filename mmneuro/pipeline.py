@@ -70,16 +70,19 @@ def resolve_subjects(dataset: Dataset, subject: str | int) -> list[str]:
 
 def model_features(model: str, dataset: Dataset, layers: Sequence[str] | None = None, weights: str | None = None,
                    allow_download: bool = False, device: str | None = None, cache: Path | None = DEFAULT_CACHE,
-                   seed: int = 0, progress: bool = True) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+                   seed: int = 0, progress: bool = True,
+                   model_options: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Extract (or read from the cache) a model's layers for every run, aligned to the run's TRs.
 
-    Returns ``({layer: {run: (n_trs, n_features) float32}}, weights_info)``.
+    ``model_options`` go to the adapter (e.g. ``n_frames``, ``n_context``, ``config`` for random
+    weights). Returns ``({layer: {run: (n_trs, n_features) float32}}, weights_info)``.
     """
     from mmneuro.features.extract import extract_run
     from mmneuro.features.store import FeatureStore
     from mmneuro.models.registry import get_adapter
 
-    adapter = get_adapter(model, weights=weights, device=device, allow_download=allow_download, seed=seed)
+    adapter = get_adapter(model, weights=weights, device=device, allow_download=allow_download, seed=seed,
+                          **(model_options or {}))
     chosen = select_layers(adapter.layer_names, layers)
     store = FeatureStore(cache) if cache is not None else None
     by_layer: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in chosen}
@@ -478,7 +481,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
            out: str | Path | None = "results", allow_download: bool = False, device: str | None = None,
            cache: Path | None = DEFAULT_CACHE, alphas: np.ndarray = DEFAULT_ALPHAS,
            delays: Sequence[int] | None = None, feature_detrend: int | None | str = "dataset",
-           seed: int = 0, progress: bool = True,
+           seed: int = 0, progress: bool = True, model_options: dict[str, Any] | None = None,
            command: list[str] | None = None, echo: Callable[[str], None] | None = print) -> list[EncodeResult]:
     """Extract, align, fit every requested layer and score held-out data for one or all subjects.
 
@@ -494,7 +497,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
                 "kind": "precomputed", "location": str(features), "identity": None, "is_random": False}, model
         else:
             by_layer, weights_info = model_features(model, ds, layers, weights, allow_download, device, cache,
-                                                    seed, progress)
+                                                    seed, progress, model_options)
     chosen = list(by_layer)
     cache_responses: dict[str, Responses] = {}
 
