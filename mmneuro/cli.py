@@ -64,7 +64,7 @@ def run_datasets(args: argparse.Namespace) -> None:
     if args.dataset_command == "demo":
         from mmneuro.datasets.demo import generate_demo
 
-        print(generate_demo(args.out, seed=args.seed, overwrite=args.overwrite))
+        print(generate_demo(args.out, seed=args.seed, overwrite=args.overwrite, progress=True))
         return
     from mmneuro.pipeline import load_dataset
 

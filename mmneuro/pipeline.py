@@ -442,6 +442,8 @@ class EncodeResult:
 def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                  command: list[str] | None, seed: int) -> Path:
     """scores.json, per-layer r maps (NIfTI or .npy), figure.png and provenance.json, atomically."""
+    import matplotlib.pyplot as plt
+
     from mmneuro.plotting.figures import encode_figure
 
     with ResultFolder(out_dir) as tmp:
@@ -455,7 +457,6 @@ def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: 
         fig = encode_figure(result.summary, maps.get(result.summary["best_layer"]),
                             title=f"{result.dataset} sub-{result.subject} {model_label(result.model, result.weights)}")
         fig.savefig(tmp / "figure.png", dpi=110)
-        import matplotlib.pyplot as plt
         plt.close(fig)
         (tmp / "provenance.json").write_text(json.dumps(
             provenance(command, config, result.weights, seed, result.timings), indent=2))
@@ -553,9 +554,16 @@ def group_summary(results: Sequence[EncodeResult]) -> dict[str, Any]:
 def write_group(results: Sequence[EncodeResult], dataset: Dataset, out_dir: Path,
                 echo: Callable[[str], None] | None) -> Path:
     """``group/<model>/scores.json`` with the across-subject means; prints a table."""
+    import matplotlib.pyplot as plt
+
+    from mmneuro.plotting.figures import group_figure
+
     summary = group_summary(results)
     with ResultFolder(out_dir) as tmp:
         (tmp / "scores.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+        fig = group_figure(summary, f"{dataset.name} {out_dir.name}")
+        fig.savefig(tmp / "figure.png", dpi=110)
+        plt.close(fig)
     if echo is not None:
         rois = list(next(iter(summary["layers"].values()))["roi_r_mean"])
         lines = [f"\n{dataset.name} group of {len(results)} subjects (mean held-out r)",

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmneuro.brain.atlas import mni152_mask
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.errors import InputError
 from mmneuro.stimuli.words import Words
@@ -602,20 +603,6 @@ def _write_json(path: Path, obj) -> None:
 # ----------------------------------------------------------------------------- brain
 
 
-def brain_mask():
-    """nilearn's MNI152 brain mask at 4 mm (uint8 image, sform/qform = MNI)."""
-    import nibabel as nib
-    from nilearn.datasets import load_mni152_brain_mask
-
-    m = load_mni152_brain_mask(resolution=4)
-    data = (np.asarray(m.dataobj) > 0).astype(np.uint8)
-    img = nib.Nifti1Image(data, m.affine)
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_sform(m.affine, code="mni")
-    img.set_qform(m.affine, code="mni")
-    return img
-
-
 def roi_labels(mask_img) -> np.ndarray:
     """(n_voxels,) int over in-mask voxels (C order): index into ``list(ROIS)``, -1 outside ROIs.
 
@@ -898,7 +885,7 @@ def _write_mask_and_rois(root: Path):
     """``mask.nii.gz`` and the ROI masks; returns (mask image, ROI label per in-mask voxel)."""
     import nibabel as nib
 
-    mask_img = brain_mask()
+    mask_img = mni152_mask(4)
     mask = np.asarray(mask_img.dataobj).astype(bool)
     _write_nifti_gz(root / "mask.nii.gz", mask_img)
     labels = roi_labels(mask_img)

@@ -42,7 +42,7 @@ def plot_ceiling_bars(summary: dict[str, Any], ax: plt.Axes) -> plt.Axes:
 def encode_figure(summary: dict[str, Any], best_map: Any | None, title: str) -> plt.Figure:
     """Layer curve + glass brain of the best layer's r map (or ROI bars with ceilings for ROI data)."""
     fig = plt.figure(figsize=(12, 4.2))
-    plot_layer_curve(summary, fig.add_axes((0.06, 0.25, 0.3, 0.62)))
+    plot_layer_curve(summary, fig.add_axes((0.08, 0.25, 0.3, 0.62)))
     if best_map is not None:
         from nilearn.plotting import plot_glass_brain
 
@@ -53,4 +53,24 @@ def encode_figure(summary: dict[str, Any], best_map: Any | None, title: str) -> 
     else:
         plot_ceiling_bars(summary, fig.add_axes((0.45, 0.25, 0.5, 0.62)))
     fig.suptitle(title)
+    return fig
+
+
+def group_figure(group: dict[str, Any], title: str) -> plt.Figure:
+    """Across-subject mean held-out r per layer and ROI, with standard-error bands."""
+    layers = list(group["layers"])
+    rois = list(group["layers"][layers[0]]["roi_r_mean"])
+    x = np.arange(len(layers))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for roi in rois:
+        mean = np.array([group["layers"][k]["roi_r_mean"][roi] for k in layers])
+        sem = np.array([group["layers"][k]["roi_r_sem"][roi] for k in layers])
+        ax.plot(x, mean, marker="o", label=roi)
+        ax.fill_between(x, mean - sem, mean + sem, alpha=0.15)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.set_xticks(x, layers, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("held-out Pearson r (mean ± s.e.m.)")
+    ax.set_title(f"{title} (n = {len(group['subjects'])})", fontsize=10)
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    fig.tight_layout()
     return fig
