@@ -10,8 +10,6 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ALICE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "alice-brennan2016"
-
 
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
@@ -37,6 +35,11 @@ def feature_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def alice_root() -> Path:
-    if not ALICE_ROOT.is_dir():
-        pytest.skip(f"real Alice data not present at {ALICE_ROOT} (it lives in ../shared, never in the repo)")
-    return ALICE_ROOT
+    """The real Alice data (read from ../shared or $MMNEURO_ALICE, never copied into the repo)."""
+    from mmneuro.datasets.alice import resolve_alice_root
+    from mmneuro.errors import InputError
+
+    try:
+        return resolve_alice_root()
+    except InputError as err:
+        pytest.skip(f"real Alice data absent: {err}")

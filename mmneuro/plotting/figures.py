@@ -39,6 +39,13 @@ def plot_ceiling_bars(summary: dict[str, Any], ax: plt.Axes) -> plt.Axes:
     return ax
 
 
+def noise_threshold(r: np.ndarray, n_sd: float = 3.0) -> float:
+    """``n_sd`` times the noise s.d. of r, estimated from the negative values (r of targets
+    without signal is symmetric about 0, while signal only adds positive values)."""
+    negative = r[np.isfinite(r) & (r < 0)]
+    return float(n_sd * np.sqrt(np.mean(negative ** 2))) if negative.size else 0.0
+
+
 def encode_figure(summary: dict[str, Any], best_map: Any | None, title: str) -> plt.Figure:
     """Layer curve + glass brain of the best layer's r map (or ROI bars with ceilings for ROI data)."""
     fig = plt.figure(figsize=(12, 4.2))
@@ -47,9 +54,12 @@ def encode_figure(summary: dict[str, Any], best_map: Any | None, title: str) -> 
         from nilearn.plotting import plot_glass_brain
 
         ax = fig.add_axes((0.42, 0.05, 0.56, 0.85))
-        vmax = float(np.nanpercentile(np.abs(best_map.get_fdata()), 99.9)) or 1.0
+        values = best_map.get_fdata()
+        threshold = noise_threshold(values[values != 0])
+        vmax = max(float(np.nanpercentile(np.abs(values), 99.9)), threshold * 1.01)
         plot_glass_brain(best_map, axes=ax, figure=fig, colorbar=True, plot_abs=False, cmap="RdBu_r",
-                         vmin=-vmax, vmax=vmax, title=f"r, {summary['best_layer']}")
+                         vmin=-vmax, vmax=vmax, threshold=threshold,
+                         title=f"r, {summary['best_layer']} (|r| > {threshold:.2f} = 3 noise s.d.)")
     else:
         plot_ceiling_bars(summary, fig.add_axes((0.45, 0.25, 0.5, 0.62)))
     fig.suptitle(title)
