@@ -50,3 +50,28 @@ def test_audio_features_find_the_auditory_roi(demo, feature_cache):
     [result] = pipeline.encode(model="melspec", subject=1, dataset=demo, out=None, cache=feature_cache,
                                progress=False, echo=None)
     assert result.summary["layers"]["logmel"]["roi_vs_rest_auc"]["auditory"] >= 0.8, result.summary
+
+
+def test_constant_voxels_are_reported_and_excluded(demo_root, tmp_path):
+    """A dead voxel inside the mask is named with its file and count, and scored as NaN, not as 0."""
+    import shutil
+
+    import nibabel as nib
+
+    from mmneuro.datasets.demo import load_demo
+
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_root, copy)
+    bold = copy / "sub-01" / "func" / "sub-01_task-demo_run-2_bold.nii.gz"
+    img = nib.load(bold)
+    data = np.asarray(img.dataobj).copy()
+    mask = np.asarray(nib.load(copy / "mask.nii.gz").dataobj).astype(bool)
+    i, j, k = np.argwhere(mask)[7]
+    data[i, j, k, :] = data[i, j, k, 0]
+    nib.Nifti1Image(data, img.affine, img.header).to_filename(bold)
+    ds = load_demo(copy)
+    with pytest.warns(UserWarning, match=r"run-2_bold.nii.gz: 1 of \d+ in-mask voxels are constant"):
+        responses = ds.load_responses("01")
+    assert responses.valid is not None and np.flatnonzero(~responses.valid).tolist() == [7]
+    fit = pipeline.fit_evaluate(ds, ground_truth_regressors(ds), responses, delays=(0,))
+    assert np.isnan(fit.r[7]) and np.isfinite(np.delete(fit.r, 7)).all()

@@ -36,6 +36,7 @@ import gzip
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1072,7 +1073,7 @@ def load_demo(root: str | Path) -> Dataset:
 
     def load_responses(subject: str) -> Responses:
         from mmneuro.brain.loaders import load_nifti_runs
-        from mmneuro.brain.preprocess import clean_run
+        from mmneuro.brain.preprocess import clean_run, constant_columns
 
         subject = f"{subject:02d}" if isinstance(subject, (int, np.integer)) else str(subject).removeprefix("sub-")
         if subject not in subjects:
@@ -1082,6 +1083,13 @@ def load_demo(root: str | Path) -> Dataset:
             if not p.is_file():
                 raise InputError(f"demo dataset in {root} is incomplete: {p} missing; {hint}")
         data = load_nifti_runs(paths, mask_img)
+        valid = np.ones(data[0].shape[1], dtype=bool)
+        for path, y in zip(paths, data):
+            constant = constant_columns(y)
+            if constant.any():
+                warnings.warn(f"{path}: {int(constant.sum())} of {y.shape[1]} in-mask voxels are constant "
+                              f"(first indices {np.flatnonzero(constant)[:5].tolist()}); they are excluded from scores")
+            valid &= ~constant
         grouped: dict[str, list[np.ndarray]] = {}
         for (_, run_name), y in zip(acquisitions, data):
             grouped.setdefault(run_name, []).append(clean_run(y, detrend_order=2))
@@ -1089,6 +1097,7 @@ def load_demo(root: str | Path) -> Dataset:
         return Responses(
             subject=subject,
             runs={name: np.stack(grouped[name]).astype(np.float32, copy=False) for name in order if name in grouped},
+            valid=None if valid.all() else valid,
         )
 
     return Dataset(
