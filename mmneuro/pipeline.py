@@ -19,16 +19,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from mmneuro.brain.preprocess import detrend
-from mmneuro.brain.ceiling import ceiling_r, cross_subject_ceiling, explainable_variance, normalized_alignment
+from mmneuro.analyses.heldout import DEFAULT_ALPHAS, LayerFit, fit_evaluate
+from mmneuro.analyses.noise_ceiling import Ceiling, noise_ceiling
+from mmneuro.analyses.summary import summarize
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
-from mmneuro.encoding import LeaveRunsOut, RidgeCV, pearson_r
 from mmneuro.errors import InputError
-from mmneuro.features.align import lanczos_resample, make_delayed, zscore_runs
+from mmneuro.features.align import lanczos_resample
 from mmneuro.provenance import Timings, provenance
 
-DEFAULT_ALPHAS = np.logspace(0, 5, 11)
-MIN_CEILING = 0.1
 DEFAULT_CACHE = Path(os.environ.get("MMNEURO_CACHE", Path.home() / ".cache" / "mmneuro" / "features"))
 
 
@@ -71,11 +69,13 @@ def resolve_subjects(dataset: Dataset, subject: str | int) -> list[str]:
 def model_features(model: str, dataset: Dataset, layers: Sequence[str] | None = None, weights: str | None = None,
                    allow_download: bool = False, device: str | None = None, cache: Path | None = DEFAULT_CACHE,
                    seed: int = 0, progress: bool = True,
-                   model_options: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+                   model_options: dict[str, Any] | None = None,
+                   window: str | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Extract (or read from the cache) a model's layers for every run, aligned to the run's TRs.
 
     ``model_options`` go to the adapter (e.g. ``n_frames``, ``n_context``, ``config`` for random
-    weights). Returns ``({layer: {run: (n_trs, n_features) float32}}, weights_info)``.
+    weights); ``window``: ``"clip"`` or ``"context:SECONDS"`` (default: the adapter's, else clip).
+    Returns ``({layer: {run: (n_trs, n_features) float32}}, weights_info)``.
     """
     from mmneuro.features.extract import extract_run
     from mmneuro.features.store import FeatureStore
@@ -87,10 +87,45 @@ def model_features(model: str, dataset: Dataset, layers: Sequence[str] | None = 
     store = FeatureStore(cache) if cache is not None else None
     by_layer: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in chosen}
     for run in dataset.runs:
-        timed = extract_run(adapter, run, layers=chosen, store=store, device=device, progress=progress)
+        timed = extract_run(adapter, run, layers=chosen, store=store, device=device, progress=progress, window=window)
         for layer in chosen:
             by_layer[layer][run.name] = to_tr_grid(timed[layer].data, timed[layer].times, run, dataset.tr)
     return by_layer, weights_record(adapter.weights)
+
+
+def extract(model: str, stimuli: str | Path | Dataset, layers: Sequence[str] | None = None, weights: str | None = None,
+            window: str | None = None, tr: float | None = None, allow_download: bool = False, device: str | None = None,
+            cache: Path = DEFAULT_CACHE, seed: int = 0, progress: bool = True,
+            model_options: dict[str, Any] | None = None, batch_size: int | None = None) -> list[Any]:
+    """Fill the feature cache for every run of ``stimuli``, with the keys ``encode`` later reads.
+
+    ``stimuli``: a dataset (``"demo"``, ``"alice"``, a dataset folder or a :class:`Dataset`: its
+    runs and TR grid, exactly as :func:`model_features` extracts them) or a stimulus file /
+    folder of files (runs by file stem, TR grid ``(i + 0.5) * tr``). Returns one
+    :class:`~mmneuro.features.extract.RunReport` per run.
+    """
+    from mmneuro.features.extract import extract_run, stimulus_runs
+    from mmneuro.features.store import FeatureStore
+    from mmneuro.models.registry import get_adapter
+
+    spec = Path(str(stimuli)) if not isinstance(stimuli, Dataset) else None
+    if isinstance(stimuli, Dataset) or str(stimuli) in ("demo", "alice") or (spec.is_dir() and (
+            (spec / "dataset_description.json").exists() or ((spec / "fmri").is_dir() and (spec / "stimulus").is_dir()))):
+        ds = stimuli if isinstance(stimuli, Dataset) else load_dataset(stimuli)
+        if tr is not None and abs(float(tr) - ds.tr) > 1e-9:
+            raise InputError(f"dataset {ds.name!r} has TR {ds.tr} s; --tr {tr} contradicts it (omit --tr)")
+        runs, tr = ds.runs, None  # as model_features: the TR is inferred from each run's tr_times
+    else:
+        runs = stimulus_runs(spec, tr)
+    adapter = get_adapter(model, weights=weights, device=device, allow_download=allow_download, seed=seed,
+                          **(model_options or {}))
+    chosen = select_layers(adapter.layer_names, layers)
+    store = FeatureStore(cache)
+    reports: list[Any] = []
+    for run in runs:
+        extract_run(adapter, run, layers=chosen, store=store, device=device, progress=progress, window=window, tr=tr,
+                    batch_size=batch_size, report=reports)
+    return reports
 
 
 def precomputed_features(path: str | Path, dataset: Dataset,
@@ -148,232 +183,6 @@ def weights_record(weights: Any) -> dict[str, Any]:
     fields = ("kind", "location", "identity", "is_random")
     return {f: (str(getattr(weights, f)) if f == "location" else getattr(weights, f)) for f in fields
             if hasattr(weights, f)}
-
-
-# --------------------------------------------------------------------------- fitting
-
-@dataclass
-class LayerFit:
-    """Held-out scores of one feature space for one subject.
-
-    Attributes: ``r`` (n_targets,) Pearson r of the held-out predictions (NaN for invalid
-    targets), ``alpha`` (n_targets,) chosen ridge penalty (geometric mean over folds).
-    """
-
-    r: np.ndarray
-    alpha: np.ndarray
-
-
-def design_matrix(features: dict[str, np.ndarray], runs: Sequence[StimulusRun],
-                  delays: Sequence[int], detrend_order: int | None = None) -> np.ndarray:
-    """Concatenate runs' features, detrend (optional) and z-score each run, add FIR delays within runs.
-
-    Returns (sum n_trs, p * n_delays) float32, delay-major column blocks.
-    """
-    blocks = []
-    for run in runs:
-        x = features[run.name]
-        if x.shape[0] != run.n_trs:
-            raise InputError(f"run {run.name}: features have {x.shape[0]} rows but the run has {run.n_trs} TRs")
-        blocks.append(x if detrend_order is None else detrend(x, detrend_order))
-    lengths = [run.n_trs for run in runs]
-    X = zscore_runs(np.concatenate(blocks).astype(np.float32), lengths)
-    return make_delayed(X, delays, lengths)
-
-
-def response_matrix(responses: Responses, runs: Sequence[StimulusRun]) -> np.ndarray:
-    """Concatenate runs' responses, averaging repeats: (sum n_trs, n_targets)."""
-    blocks = []
-    for run in runs:
-        if run.name not in responses.runs:
-            raise InputError(f"subject {responses.subject} has no responses for run {run.name}")
-        y = responses.runs[run.name]
-        if y.shape[1] != run.n_trs:
-            raise InputError(f"subject {responses.subject}, run {run.name}: responses have {y.shape[1]} TRs but the "
-                             f"stimulus run has {run.n_trs}")
-        blocks.append(y.mean(axis=0))
-    return np.concatenate(blocks).astype(np.float32)
-
-
-@dataclass
-class EvaluationPlan:
-    """Which rows of the runs' concatenated series train and test each fold.
-
-    ``runs`` in concatenation order; ``folds`` as (train_rows, test_rows) index arrays;
-    ``scored`` the rows whose held-out predictions are scored (every test row, in order).
-    """
-
-    runs: list[StimulusRun]
-    folds: list[tuple[np.ndarray, np.ndarray]]
-    scored: np.ndarray
-
-    def run_labels(self) -> np.ndarray:
-        """(n_rows,) index of the run each row belongs to."""
-        return np.concatenate([np.full(r.n_trs, i) for i, r in enumerate(self.runs)])
-
-
-def evaluation_plan(dataset: Dataset) -> EvaluationPlan:
-    """The held-out scheme of ``dataset.evaluation`` as row indices (see :class:`Dataset`)."""
-    if dataset.evaluation == "heldout":
-        runs = dataset.train_runs + dataset.test_runs
-        if not dataset.train_runs or not dataset.test_runs:
-            raise InputError(f"dataset {dataset.name!r} needs train and test runs for held-out evaluation")
-        n_train = sum(r.n_trs for r in dataset.train_runs)
-        n = n_train + sum(r.n_trs for r in dataset.test_runs)
-        test = np.arange(n_train, n)
-        return EvaluationPlan(runs, [(np.arange(n_train), test)], test)
-    runs = list(dataset.runs)
-    n = sum(r.n_trs for r in runs)
-    if dataset.evaluation == "leave-one-run-out":
-        bounds = np.cumsum([0] + [r.n_trs for r in runs])
-        blocks = [np.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    elif dataset.evaluation == "contiguous-folds":
-        blocks = np.array_split(np.arange(n), dataset.eval_folds)
-    else:
-        raise InputError(f"unknown evaluation {dataset.evaluation!r}")
-    folds = [(np.setdiff1d(np.arange(n), block), block) for block in blocks]
-    return EvaluationPlan(runs, folds, np.arange(n))
-
-
-def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray], responses: Responses,
-                 delays: Sequence[int] | None = None, alphas: np.ndarray = DEFAULT_ALPHAS,
-                 inner_folds: int = 5, feature_detrend: int | None | str = "dataset") -> LayerFit:
-    """Fit ridge on each fold's training rows (alpha per target by inner CV) and score held-out rows.
-
-    Features are z-scored and delayed within each run; responses of repeated runs are
-    averaged. The inner CV leaves one training run out when a fold trains on several runs,
-    else uses ``inner_folds`` contiguous blocks. Held-out predictions of all folds are
-    concatenated and scored together with Pearson r per target. ``feature_detrend``:
-    ``"dataset"`` uses ``dataset.feature_detrend``; an int or None overrides it.
-    """
-    delays = tuple(dataset.delays if delays is None else delays)
-    order = dataset.feature_detrend if feature_detrend == "dataset" else feature_detrend
-    plan = evaluation_plan(dataset)
-    X = design_matrix(features, plan.runs, delays, order)
-    Y = response_matrix(responses, plan.runs)
-    labels = plan.run_labels()
-    prediction = np.zeros_like(Y)
-    log_alphas = []
-    for train, test in plan.folds:
-        groups = labels[train]
-        if len(np.unique(groups)) > 1:
-            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation").fit(X[train], Y[train], groups=groups)
-        else:
-            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation").fit(X[train], Y[train])
-        prediction[test] = model.predict(X[test])
-        log_alphas.append(np.log(model.alpha_))
-    r = pearson_r(Y[plan.scored], prediction[plan.scored])
-    if responses.valid is not None:
-        r = np.where(responses.valid, r, np.nan)
-    return LayerFit(r=np.asarray(r, dtype=np.float64), alpha=np.exp(np.mean(log_alphas, axis=0)))
-
-
-# --------------------------------------------------------------------------- ceilings
-
-@dataclass
-class Ceiling:
-    """Noise ceiling in r units per target and how it was obtained (``repeats`` or ``cross-subject``).
-
-    For repeat-based ceilings ``ev`` (n_targets,) keeps the bias-corrected explainable variance:
-    it is unbiased per target, while ``r`` (a concave function of it) is biased low when
-    averaged over noisy targets, so ROI ceilings are computed from the ROI's mean ``ev``.
-    """
-
-    r: np.ndarray
-    method: str
-    ev: np.ndarray | None = None
-    n_repeats: int | None = None
-
-    def roi_means(self, rois: dict[str, np.ndarray]) -> dict[str, float]:
-        """Ceiling per ROI: ``ceiling_r(mean ev)`` for repeats, the mean r for cross-subject."""
-        if self.ev is None:
-            return roi_means(self.r, rois)
-        return {name: float(ceiling_r(np.array([value]), self.n_repeats)[0]) if np.isfinite(value) else float("nan")
-                for name, value in roi_means(self.ev, rois).items()}
-
-
-def noise_ceiling(dataset: Dataset, responses: Responses,
-                  others: Callable[[], list[Responses]] | None = None) -> Ceiling:
-    """Repeat-based ceiling when test runs were presented more than once, else cross-subject.
-
-    ``others`` returns every usable subject's responses (the subject itself included); it is
-    only called for the cross-subject ceiling, which follows the dataset's evaluation folds.
-    """
-    test_runs = dataset.test_runs if dataset.evaluation == "heldout" else []
-    if test_runs and all(responses.runs[r.name].shape[0] > 1 for r in test_runs):
-        repeats = np.concatenate([responses.runs[r.name] for r in test_runs], axis=1)
-        ev = explainable_variance(repeats)
-        return Ceiling(ceiling_r(ev, repeats.shape[0]), "repeats", ev, repeats.shape[0])
-    if others is None:
-        raise InputError("no repeated test run: a cross-subject ceiling needs the other subjects' responses")
-    everyone = others()
-    index = [o.subject for o in everyone].index(responses.subject)
-    plan = evaluation_plan(dataset)
-    series = [response_matrix(o, plan.runs) for o in everyone]
-    per_fold = [cross_subject_ceiling([y[train] for y in series], [y[test] for y in series])[index]
-                for train, test in plan.folds]
-    r = np.nanmean(np.stack(per_fold), axis=0)
-    return Ceiling(np.where(responses.valid, r, np.nan) if responses.valid is not None else r, "cross-subject")
-
-
-# --------------------------------------------------------------------------- summaries
-
-def roi_means(values: np.ndarray, rois: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean of ``values`` (n_targets,) over each ROI, ignoring NaN (invalid targets)."""
-    out = {}
-    for name, mask in rois.items():
-        v = values[mask]
-        out[name] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-    return out
-
-
-def roi_vs_rest_auc(r: np.ndarray, rois: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per ROI, the probability that a voxel inside it has a higher r than a voxel outside every ROI."""
-    from sklearn.metrics import roc_auc_score
-
-    outside = ~np.any(np.stack(list(rois.values())), axis=0)
-    out = {}
-    for name, mask in rois.items():
-        keep = (mask | outside) & np.isfinite(r)
-        labels = mask[keep]
-        out[name] = float(roc_auc_score(labels, r[keep])) if 0 < labels.sum() < labels.size else float("nan")
-    return out
-
-
-def summarize(layers: Sequence[str], fits: dict[str, LayerFit], ceiling: Ceiling, dataset: Dataset,
-              min_ceiling: float = MIN_CEILING) -> dict[str, Any]:
-    """The ``scores.json`` content (per layer mean r, ROI r, normalised alignment; best layer; ceiling).
-
-    Normalised alignment of an ROI = its mean r / its ceiling, NaN where the ceiling is below
-    ``min_ceiling`` (too little explainable signal for the ratio to mean anything).
-    """
-    roi_ceiling = ceiling.roi_means(dataset.rois)
-    names = list(dataset.rois)
-    per_layer = {}
-    for layer in layers:
-        r = fits[layer].r
-        roi_r = roi_means(r, dataset.rois)
-        norm = normalized_alignment(np.array([roi_r[k] for k in names]), np.array([roi_ceiling[k] for k in names]),
-                                    min_ceiling=min_ceiling)
-        entry = {
-            "mean_r": float(np.nanmean(r)),
-            "roi_r": roi_r,
-            "normalized_alignment": {k: float(v) for k, v in zip(names, norm)},
-            "median_alpha": float(np.nanmedian(fits[layer].alpha)),
-        }
-        if dataset.mask_img is not None:
-            entry["roi_vs_rest_auc"] = roi_vs_rest_auc(r, dataset.rois)
-        per_layer[layer] = entry
-    best = max(layers, key=lambda name: np.nanmean([per_layer[name]["roi_r"][k] for k in names]))
-    return {
-        "layers": per_layer,
-        "best_layer": best,
-        "best_layer_by_roi": {k: max(layers, key=lambda name: np.nan_to_num(per_layer[name]["roi_r"][k], nan=-1))
-                              for k in names},
-        "ceiling": {"method": ceiling.method, "min_ceiling": min_ceiling,
-                    "roi_mean": roi_ceiling,
-                    "fraction_above_min": float(np.mean(np.nan_to_num(ceiling.r) >= min_ceiling))},
-    }
 
 
 def format_table(summary: dict[str, Any], title: str) -> str:
@@ -483,7 +292,8 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
            cache: Path | None = DEFAULT_CACHE, alphas: np.ndarray = DEFAULT_ALPHAS,
            delays: Sequence[int] | None = None, feature_detrend: int | None | str = "dataset",
            seed: int = 0, progress: bool = True, model_options: dict[str, Any] | None = None,
-           command: list[str] | None = None, echo: Callable[[str], None] | None = print) -> list[EncodeResult]:
+           command: list[str] | None = None, echo: Callable[[str], None] | None = print,
+           window: str | None = None) -> list[EncodeResult]:
     """Extract, align, fit every requested layer and score held-out data for one or all subjects.
 
     Writes ``out/<dataset>/sub-<label>/<model>/`` per subject (and ``out/<dataset>/group/<model>/``
@@ -494,11 +304,11 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
     subjects = resolve_subjects(ds, subject)
     with timings("features"):
         if features is not None:
-            by_layer, weights_info, name = precomputed_features(features, ds, layers), {
-                "kind": "precomputed", "location": str(features), "identity": None, "is_random": False}, model
+            by_layer = precomputed_features(features, ds, layers)
+            weights_info = {"kind": "precomputed", "location": str(features), "identity": None, "is_random": False}
         else:
             by_layer, weights_info = model_features(model, ds, layers, weights, allow_download, device, cache,
-                                                    seed, progress, model_options)
+                                                    seed, progress, model_options, window=window)
     chosen = list(by_layer)
     cache_responses: dict[str, Responses] = {}
 

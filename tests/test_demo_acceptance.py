@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mmneuro import pipeline
+from mmneuro.analyses import heldout, noise_ceiling, summary
 from mmneuro.datasets.demo import ground_truth_regressors
 
 
@@ -13,10 +14,10 @@ from mmneuro.datasets.demo import ground_truth_regressors
 def test_oracle_reaches_noise_ceiling_in_every_roi(demo, subject):
     """Encoding with the true regressors gets within 0.05 of each ROI's repeat-based ceiling."""
     responses = demo.load_responses(subject)
-    fit = pipeline.fit_evaluate(demo, ground_truth_regressors(demo), responses, delays=(0,))
-    ceiling = pipeline.noise_ceiling(demo, responses)
+    fit = heldout.fit_evaluate(demo, ground_truth_regressors(demo), responses, delays=(0,))
+    ceiling = noise_ceiling.noise_ceiling(demo, responses)
     assert ceiling.method == "repeats"
-    oracle = pipeline.roi_means(fit.r, demo.rois)
+    oracle = summary.roi_means(fit.r, demo.rois)
     roof = ceiling.roi_means(demo.rois)
     for roi in demo.rois:
         assert roof[roi] > 0.4, (roi, roof[roi])  # the ROIs do carry signal
@@ -73,5 +74,5 @@ def test_constant_voxels_are_reported_and_excluded(demo_root, tmp_path):
     with pytest.warns(UserWarning, match=r"run-2_bold.nii.gz: 1 of \d+ in-mask voxels are constant"):
         responses = ds.load_responses("01")
     assert responses.valid is not None and np.flatnonzero(~responses.valid).tolist() == [7]
-    fit = pipeline.fit_evaluate(ds, ground_truth_regressors(ds), responses, delays=(0,))
+    fit = heldout.fit_evaluate(ds, ground_truth_regressors(ds), responses, delays=(0,))
     assert np.isnan(fit.r[7]) and np.isfinite(np.delete(fit.r, 7)).all()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmneuro import pipeline
+from mmneuro.analyses import heldout, noise_ceiling, summary
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.errors import InputError
 
@@ -38,7 +39,7 @@ def synthetic(evaluation: str = "heldout", n_targets: int = 40, snr_targets: int
 @pytest.mark.parametrize("evaluation", ["heldout", "leave-one-run-out"])
 def test_fit_evaluate_recovers_signal_targets(evaluation):
     ds, feats, resp = synthetic(evaluation)
-    fit = pipeline.fit_evaluate(ds, feats, resp)
+    fit = heldout.fit_evaluate(ds, feats, resp)
     assert fit.r.shape == (40,)
     assert np.nanmean(fit.r[:20]) > 0.7
     assert abs(np.nanmean(fit.r[20:])) < 0.1
@@ -46,9 +47,9 @@ def test_fit_evaluate_recovers_signal_targets(evaluation):
 
 def test_repeat_ceiling_bounds_the_true_model():
     ds, feats, resp = synthetic("heldout")
-    ceiling = pipeline.noise_ceiling(ds, resp)
+    ceiling = noise_ceiling.noise_ceiling(ds, resp)
     assert ceiling.method == "repeats"
-    fit = pipeline.fit_evaluate(ds, feats, resp)
+    fit = heldout.fit_evaluate(ds, feats, resp)
     # a near-perfect linear model sits close to the ceiling on signal targets, never far above it
     assert abs(np.mean(fit.r[:20]) - np.mean(ceiling.r[:20])) < 0.05
 
@@ -57,21 +58,21 @@ def test_mismatched_feature_length_names_run_and_numbers():
     ds, feats, resp = synthetic("heldout")
     feats["b"] = feats["b"][:-3]
     with pytest.raises(InputError, match=r"run b: features have 97 rows but the run has 100 TRs"):
-        pipeline.fit_evaluate(ds, feats, resp)
+        heldout.fit_evaluate(ds, feats, resp)
 
 
 def test_mismatched_response_length_names_subject_and_numbers():
     ds, feats, resp = synthetic("heldout")
     resp.runs["c"] = resp.runs["c"][:, :-1]
     with pytest.raises(InputError, match=r"run c: responses have 109 TRs but the stimulus run has 110"):
-        pipeline.fit_evaluate(ds, feats, resp)
+        heldout.fit_evaluate(ds, feats, resp)
 
 
 def test_invalid_targets_are_excluded_not_scored():
     ds, feats, resp = synthetic("heldout")
     valid = np.ones(40, bool)
     valid[3] = False
-    fit = pipeline.fit_evaluate(ds, feats, Responses("01", resp.runs, valid=valid))
+    fit = heldout.fit_evaluate(ds, feats, Responses("01", resp.runs, valid=valid))
     assert np.isnan(fit.r[3]) and np.isfinite(np.delete(fit.r, 3)).all()
 
 
@@ -104,6 +105,6 @@ def test_result_folder_replaces_previous_result(tmp_path):
 def test_roi_vs_rest_auc_ranks_roi_voxels():
     r = np.array([0.9, 0.8, 0.02, 0.0, -0.1, 0.05])
     rois = {"a": np.array([1, 1, 0, 0, 0, 0], bool), "b": np.array([0, 0, 1, 0, 0, 0], bool)}
-    auc = pipeline.roi_vs_rest_auc(r, rois)
+    auc = summary.roi_vs_rest_auc(r, rois)
     assert auc["a"] == 1.0  # both ROI voxels beat all three outside voxels
     assert auc["b"] == pytest.approx(2 / 3)  # 0.02 beats 0.0 and -0.1, loses to 0.05

@@ -1,0 +1,156 @@
+"""Held-out evaluation of one feature space for one subject: the design, the folds, the fits.
+
+Shapes: features ``{run: (n_trs, n_features)}``, responses ``(n_repeats, n_trs, n_targets)`` per
+run; score vectors ``(n_targets,)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mmneuro.brain.preprocess import detrend
+from mmneuro.datasets.base import Dataset, Responses, StimulusRun
+from mmneuro.encoding import LeaveRunsOut, RidgeCV, pearson_r
+from mmneuro.errors import InputError
+from mmneuro.features.align import make_delayed, zscore_runs
+
+DEFAULT_ALPHAS = np.logspace(0, 5, 11)
+
+
+@dataclass
+class LayerFit:
+    """Held-out scores of one feature space for one subject.
+
+    Attributes: ``r`` (n_targets,) Pearson r of the held-out predictions (NaN for invalid
+    targets), ``alpha`` (n_targets,) chosen ridge penalty (geometric mean over folds),
+    ``prediction`` (n_scored, n_targets) held-out predictions when asked for.
+    """
+
+    r: np.ndarray
+    alpha: np.ndarray
+    prediction: np.ndarray | None = None
+
+
+def design_matrix(features: dict[str, np.ndarray], runs: Sequence[StimulusRun],
+                  delays: Sequence[int], detrend_order: int | None = None) -> np.ndarray:
+    """Concatenate runs' features, detrend (optional) and z-score each run, add FIR delays within runs.
+
+    Returns (sum n_trs, p * n_delays) float32, delay-major column blocks.
+    """
+    blocks = []
+    for run in runs:
+        x = features[run.name]
+        if x.shape[0] != run.n_trs:
+            raise InputError(f"run {run.name}: features have {x.shape[0]} rows but the run has {run.n_trs} TRs")
+        blocks.append(x if detrend_order is None else detrend(x, detrend_order))
+    lengths = [run.n_trs for run in runs]
+    X = zscore_runs(np.concatenate(blocks).astype(np.float32), lengths)
+    return make_delayed(X, delays, lengths)
+
+
+def response_matrix(responses: Responses, runs: Sequence[StimulusRun]) -> np.ndarray:
+    """Concatenate runs' responses, averaging repeats: (sum n_trs, n_targets)."""
+    blocks = []
+    for run in runs:
+        if run.name not in responses.runs:
+            raise InputError(f"subject {responses.subject} has no responses for run {run.name}")
+        y = responses.runs[run.name]
+        if y.shape[1] != run.n_trs:
+            raise InputError(f"subject {responses.subject}, run {run.name}: responses have {y.shape[1]} TRs but the "
+                             f"stimulus run has {run.n_trs}")
+        blocks.append(y.mean(axis=0))
+    return np.concatenate(blocks).astype(np.float32)
+
+
+@dataclass
+class EvaluationPlan:
+    """Which rows of the runs' concatenated series train and test each fold.
+
+    ``runs`` in concatenation order; ``folds`` as (train_rows, test_rows) index arrays;
+    ``scored`` the rows whose held-out predictions are scored (every test row, in order).
+    """
+
+    runs: list[StimulusRun]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    scored: np.ndarray
+
+    def run_labels(self) -> np.ndarray:
+        """(n_rows,) index of the run each row belongs to."""
+        return np.concatenate([np.full(r.n_trs, i) for i, r in enumerate(self.runs)])
+
+
+def evaluation_plan(dataset: Dataset) -> EvaluationPlan:
+    """The held-out scheme of ``dataset.evaluation`` as row indices (see :class:`Dataset`)."""
+    if dataset.evaluation == "heldout":
+        runs = dataset.train_runs + dataset.test_runs
+        if not dataset.train_runs or not dataset.test_runs:
+            raise InputError(f"dataset {dataset.name!r} needs train and test runs for held-out evaluation")
+        n_train = sum(r.n_trs for r in dataset.train_runs)
+        n = n_train + sum(r.n_trs for r in dataset.test_runs)
+        test = np.arange(n_train, n)
+        return EvaluationPlan(runs, [(np.arange(n_train), test)], test)
+    runs = list(dataset.runs)
+    n = sum(r.n_trs for r in runs)
+    if dataset.evaluation == "leave-one-run-out":
+        bounds = np.cumsum([0] + [r.n_trs for r in runs])
+        blocks = [np.arange(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    elif dataset.evaluation == "contiguous-folds":
+        blocks = np.array_split(np.arange(n), dataset.eval_folds)
+    else:
+        raise InputError(f"unknown evaluation {dataset.evaluation!r}")
+    folds = [(np.setdiff1d(np.arange(n), block), block) for block in blocks]
+    return EvaluationPlan(runs, folds, np.arange(n))
+
+
+FoldFeatures = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray] | FoldFeatures, responses: Responses,
+                 delays: Sequence[int] | None = None, alphas: np.ndarray = DEFAULT_ALPHAS,
+                 inner_folds: int = 5, feature_detrend: int | None | str = "dataset",
+                 keep_predictions: bool = False) -> LayerFit:
+    """Fit ridge on each fold's training rows (alpha per target by inner CV) and score held-out rows.
+
+    Features are z-scored and delayed within each run; responses of repeated runs are
+    averaged. The inner CV leaves one training run out when a fold trains on several runs,
+    else uses ``inner_folds`` contiguous blocks. Held-out predictions of all folds are
+    concatenated and scored together with Pearson r per target. ``feature_detrend``:
+    ``"dataset"`` uses ``dataset.feature_detrend``; an int or None overrides it.
+
+    ``features`` is ``{run: (n_trs, p)}``, or a callable ``train_rows -> {run: (n_trs, p)}`` for
+    features that depend on the fold's training data (e.g. residualised on it, see
+    :mod:`mmneuro.analyses.removal`); ``train_rows`` index the concatenated rows of
+    ``evaluation_plan(dataset).runs``. With ``keep_predictions`` the held-out predictions
+    (n_scored, n_targets) are kept in the result (see :func:`heldout_responses` for the data).
+    """
+    delays = tuple(dataset.delays if delays is None else delays)
+    order = dataset.feature_detrend if feature_detrend == "dataset" else feature_detrend
+    plan = evaluation_plan(dataset)
+    X = None if callable(features) else design_matrix(features, plan.runs, delays, order)
+    Y = response_matrix(responses, plan.runs)
+    labels = plan.run_labels()
+    prediction = np.zeros_like(Y)
+    log_alphas = []
+    for train, test in plan.folds:
+        Xf = design_matrix(features(train), plan.runs, delays, order) if X is None else X
+        groups = labels[train]
+        if len(np.unique(groups)) > 1:
+            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation").fit(Xf[train], Y[train], groups=groups)
+        else:
+            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation").fit(Xf[train], Y[train])
+        prediction[test] = model.predict(Xf[test])
+        log_alphas.append(np.log(model.alpha_))
+    r = pearson_r(Y[plan.scored], prediction[plan.scored])
+    if responses.valid is not None:
+        r = np.where(responses.valid, r, np.nan)
+    return LayerFit(r=np.asarray(r, dtype=np.float64), alpha=np.exp(np.mean(log_alphas, axis=0)),
+                    prediction=prediction[plan.scored] if keep_predictions else None)
+
+
+def heldout_responses(dataset: Dataset, responses: Responses) -> np.ndarray:
+    """The measured responses that held-out predictions are scored against: (n_scored, n_targets)."""
+    plan = evaluation_plan(dataset)
+    return response_matrix(responses, plan.runs)[plan.scored]
