@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := data/demo
 RESULTS ?= results
 
-.PHONY: env demo test clean-demo
+.PHONY: env demo test figures clean-demo
 
 # torch is pinned first so pip takes the CPU wheel on this disk instead of a CUDA build.
 $(STAMP): pyproject.toml
@@ -26,6 +26,10 @@ demo: $(STAMP) $(DEMO)/dataset_description.json
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# Every figure the README shows, from analyses/fig_*.py (features come from the cache when present).
+figures: $(STAMP)
+	for script in analyses/fig_*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$script --out figures || exit 1; done
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmneuro.analyses.heldout import DEFAULT_ALPHAS, fit_evaluate
-from mmneuro.analyses.noise_ceiling import noise_ceiling
+from mmneuro.analyses.noise_ceiling import noise_ceilings
 from mmneuro.analyses.stats import GroupSummary, fdr_correct, group_summary
 from mmneuro.analyses.summary import roi_means
 from mmneuro.datasets.base import Dataset, Responses
@@ -64,7 +64,7 @@ def layer_study(dataset: Dataset, features: dict[str, dict[str, np.ndarray]], su
     roi_r = np.empty((len(subjects), len(layers), len(rois)))
     base = np.empty((len(subjects), len(rois))) if baseline is not None else None
     ceiling = np.empty((len(subjects), len(rois)))
-    everyone = list(responses.values())
+    ceilings = noise_ceilings(dataset, list(responses.values()))
     for i, s in enumerate(tqdm(subjects, desc="layer study", unit="subject", disable=not progress)):
         for j, layer in enumerate(layers):
             fit = fit_evaluate(dataset, features[layer], responses[s], delays, alphas)
@@ -72,7 +72,7 @@ def layer_study(dataset: Dataset, features: dict[str, dict[str, np.ndarray]], su
         if base is not None:
             fit = fit_evaluate(dataset, baseline, responses[s], delays, alphas)
             base[i] = [roi_means(fit.r, dataset.rois)[k] for k in rois]
-        roof = noise_ceiling(dataset, responses[s], lambda: everyone).roi_means(dataset.rois)
+        roof = ceilings[s].roi_means(dataset.rois)
         ceiling[i] = [roof[k] for k in rois]
     group = {layer: group_summary(roi_r[:, j]) for j, layer in enumerate(layers)}
     best = {k: layers[int(np.nanargmax([group[layer].mean[r] for layer in layers]))] for r, k in enumerate(rois)}

@@ -42,19 +42,45 @@ def noise_ceiling(dataset: Dataset, responses: Responses,
 
     ``others`` returns every usable subject's responses (the subject itself included); it is
     only called for the cross-subject ceiling, which follows the dataset's evaluation folds.
+    For many subjects use :func:`noise_ceilings`, which computes the cross-subject part once.
     """
-    test_runs = dataset.test_runs if dataset.evaluation == "heldout" else []
-    if test_runs and all(responses.runs[r.name].shape[0] > 1 for r in test_runs):
-        repeats = np.concatenate([responses.runs[r.name] for r in test_runs], axis=1)
-        ev = explainable_variance(repeats)
-        return Ceiling(ceiling_r(ev, repeats.shape[0]), "repeats", ev, repeats.shape[0])
+    repeat = repeat_ceiling(dataset, responses)
+    if repeat is not None:
+        return repeat
     if others is None:
         raise InputError("no repeated test run: a cross-subject ceiling needs the other subjects' responses")
-    everyone = others()
-    index = [o.subject for o in everyone].index(responses.subject)
+    return cross_subject_ceilings(dataset, others())[responses.subject]
+
+
+def noise_ceilings(dataset: Dataset, everyone: list[Responses]) -> dict[str, Ceiling]:
+    """Every subject's ceiling: from repeats where available, else across subjects (computed once)."""
+    repeats = {o.subject: repeat_ceiling(dataset, o) for o in everyone}
+    if all(c is not None for c in repeats.values()):
+        return repeats
+    return cross_subject_ceilings(dataset, everyone)
+
+
+def repeat_ceiling(dataset: Dataset, responses: Responses) -> Ceiling | None:
+    """Ceiling from the repeated test runs (bias-corrected explainable variance), or None without repeats."""
+    test_runs = dataset.test_runs if dataset.evaluation == "heldout" else []
+    if not test_runs or any(responses.runs[r.name].shape[0] < 2 for r in test_runs):
+        return None
+    repeats = np.concatenate([responses.runs[r.name] for r in test_runs], axis=1)
+    ev = explainable_variance(repeats)
+    return Ceiling(ceiling_r(ev, repeats.shape[0]), "repeats", ev, repeats.shape[0])
+
+
+def cross_subject_ceilings(dataset: Dataset, everyone: list[Responses]) -> dict[str, Ceiling]:
+    """r of predicting each subject's held-out data from the other subjects', per target.
+
+    Follows the dataset's evaluation folds (averaged over folds); invalid targets are NaN.
+    """
     plan = evaluation_plan(dataset)
     series = [response_matrix(o, plan.runs) for o in everyone]
-    per_fold = [cross_subject_ceiling([y[train] for y in series], [y[test] for y in series])[index]
-                for train, test in plan.folds]
-    r = np.nanmean(np.stack(per_fold), axis=0)
-    return Ceiling(np.where(responses.valid, r, np.nan) if responses.valid is not None else r, "cross-subject")
+    per_fold = np.stack([cross_subject_ceiling([y[train] for y in series], [y[test] for y in series])
+                         for train, test in plan.folds])
+    r_all = np.nanmean(per_fold, axis=0)
+    out = {}
+    for o, r in zip(everyone, r_all):
+        out[o.subject] = Ceiling(np.where(o.valid, r, np.nan) if o.valid is not None else r, "cross-subject")
+    return out
