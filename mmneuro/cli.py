@@ -32,6 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--seed", type=int, default=0)
     enc.add_argument("--no-progress", action="store_true")
 
+    ext = sub.add_parser("extract", help="extract a model's layers for stimuli or a dataset into the feature cache")
+    ext.add_argument("--model", required=True, help="registry name (see `mmneuro models`)")
+    ext.add_argument("--stimuli", required=True, help="a video/audio/words file, a folder of them (runs by file stem), "
+                                                      "or a dataset ('demo', 'alice', a dataset folder: all its runs)")
+    ext.add_argument("--layers", nargs="+", help="layer names or indices (default: all)")
+    ext.add_argument("--window", help="'clip' (the clip spanning each TR) or 'context:SECONDS' (the SECONDS ending "
+                                      "with each TR's clip); default: the model's, else clip")
+    ext.add_argument("--tr", type=float, help="TR in seconds: the sample grid for stimulus files (a dataset has its own)")
+    ext.add_argument("--weights", help="HUB_ID, local folder, or 'random' (labelled in every output)")
+    ext.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
+    ext.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    ext.add_argument("--batch-size", type=int, help="windows per forward pass (default: the model's)")
+    ext.add_argument("--cache", type=Path, help="feature cache folder (default: $MMNEURO_CACHE or "
+                                                 "~/.cache/mmneuro/features)")
+    ext.add_argument("--seed", type=int, default=0)
+    ext.add_argument("--no-progress", action="store_true")
+
     data = sub.add_parser("datasets", help="generate or inspect datasets")
     data_sub = data.add_subparsers(dest="dataset_command", required=True)
     demo = data_sub.add_parser("demo", help="generate the embedded demo dataset")
@@ -54,6 +71,21 @@ def run_encode(args: argparse.Namespace) -> None:
         features=args.features, out=args.out, allow_download=args.download, device=args.device,
         delays=args.delays, seed=args.seed, feature_detrend=parse_detrend(args.feature_detrend), progress=not args.no_progress, command=sys.argv, **kwargs)
     print(pipeline.main_out_dir(results))
+
+
+def run_extract(args: argparse.Namespace) -> None:
+    from mmneuro import pipeline
+
+    kwargs = {} if args.cache is None else {"cache": args.cache}
+    reports = pipeline.extract(
+        model=args.model, stimuli=args.stimuli, layers=args.layers, weights=args.weights, window=args.window, tr=args.tr,
+        allow_download=args.download, device=args.device, seed=args.seed, progress=not args.no_progress,
+        batch_size=args.batch_size, **kwargs)
+    print(f"{'run':16s} {'windows':>7s} {'computed':>8s} {'reused':>6s} {'layers':>6s} {'cached':>6s} {'s':>7s} {'win/s':>7s}")
+    for r in reports:
+        print(f"{r.run:16s} {r.n_windows:7d} {r.computed_windows:8d} {r.reused_windows:6d} {len(r.computed_layers):6d} "
+              f"{len(r.cached_layers):6d} {r.seconds:7.1f} {r.windows_per_s:7.1f}")
+    print(kwargs.get("cache", pipeline.DEFAULT_CACHE))
 
 
 def parse_detrend(text: str) -> int | None | str:
@@ -89,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "encode":
             run_encode(args)
+        elif args.command == "extract":
+            run_extract(args)
         elif args.command == "datasets":
             run_datasets(args)
         else:

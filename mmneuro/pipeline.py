@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmneuro.analyses.heldout import DEFAULT_ALPHAS, LayerFit, fit_evaluate
-from mmneuro.analyses.noise_ceiling import Ceiling, noise_ceiling
+from mmneuro.analyses.noise_ceiling import Ceiling, noise_ceilings, repeat_ceiling
 from mmneuro.analyses.summary import summarize
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.errors import InputError
@@ -311,6 +311,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
                                                     seed, progress, model_options, window=window)
     chosen = list(by_layer)
     cache_responses: dict[str, Responses] = {}
+    ceilings: dict[str, Ceiling] = {}
 
     def responses_of(label: str) -> Responses:
         if label not in cache_responses:
@@ -324,7 +325,11 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
             fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas, feature_detrend=feature_detrend)
                     for layer in tqdm(chosen, desc=f"sub-{label} ridge", unit="layer", disable=not progress)}
         with timings("ceiling"):
-            ceil = noise_ceiling(ds, resp, lambda: [responses_of(s) for s in ds.subjects])
+            if label not in ceilings:
+                own = repeat_ceiling(ds, resp)
+                ceilings.update({label: own} if own is not None
+                                else noise_ceilings(ds, [responses_of(s) for s in ds.subjects]))
+            ceil = ceilings[label]
         summary = summarize(chosen, fits, ceil, ds)
         result = EncodeResult(ds.name, label, model, chosen, fits, ceil, summary, weights_info,
                               timings=dict(timings.seconds))

@@ -130,3 +130,57 @@ def test_file_hash_index_persists_across_store_instances(tmp_path, monkeypatch):
     assert FeatureStore(tmp_path / "store").file_hash(f) == expect  # a fresh instance reads the index
     with pytest.raises(AssertionError, match="hashed again"):
         FeatureStore(tmp_path / "other-store").file_hash(f)
+
+
+def test_chunks_roundtrip_and_reject_partial_files(tmp_path):
+    store = FeatureStore(tmp_path)
+    k = key()
+    a = np.arange(8, dtype=np.float32).reshape(4, 2)
+    b = -np.arange(4, dtype=np.float32).reshape(2, 2)
+    assert not store.has_chunk(k, "b2-k4", "x", 0, 4)
+    store.save_chunk(k, "b2-k4", "x", 0, 4, a)
+    store.save_chunk(k, "b2-k4", "x", 4, 6, b)
+    assert store.has_chunk(k, "b2-k4", "x", 0, 4, width=2) and not store.has_chunk(k, "b2-k4", "x", 0, 4, width=3)
+    assert not store.has_chunk(k, "b1-k4", "x", 0, 4)  # another batching is another tag
+    np.testing.assert_array_equal(store.load_chunks(k, "b2-k4", "x", [(0, 4), (4, 6)]), np.concatenate([a, b]))
+    with pytest.raises(Exception, match="rows"):
+        store.save_chunk(k, "b2-k4", "x", 6, 8, a)
+    # a truncated chunk file (not possible through save_chunk) counts as absent
+    path = store.partial_chunks(k)[0]
+    path.write_bytes(path.read_bytes()[:-5])
+    assert not store.has_chunk(k, "b2-k4", "x", 0, 4)
+    # dropping a layer's chunks removes the partial folder when nothing else is left
+    store.drop_partial(k, "x")
+    assert store.partial_chunks(k) == [] and not (store.folder(k) / "partial").exists()
+
+
+def test_sweep_removes_temp_files_of_dead_writers_only(tmp_path):
+    import subprocess
+    import sys
+
+    store = FeatureStore(tmp_path)
+    k = key()
+    store.save(k, {"a": feats("a")})
+    store.save_chunk(k, "b1-k1", "a", 0, 1, np.zeros((1, 4), np.float32))  # stale chunk of a stored layer
+    store.save_chunk(k, "b1-k1", "b", 0, 1, np.zeros((1, 4), np.float32))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    folder = store.folder(k)
+    stale = folder / f".a.npy.{dead_pid}.abcd1234.tmp"
+    live = folder / f".b.npy.{os.getpid()}.abcd1234.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    assert store.sweep(k) == 1
+    assert not stale.exists() and live.exists()
+    assert [p.parent.name for p in store.partial_chunks(k)] == ["b"]  # chunks of the stored layer dropped
+
+
+def test_load_can_memory_map(tmp_path):
+    store = FeatureStore(tmp_path)
+    k = key()
+    f = feats("a")
+    store.save(k, {"a": f}, info={"n_windows": 6})
+    got = store.load(k, ["a"], mmap=True)["a"]
+    assert not got.data.flags.owndata and not got.data.flags.writeable  # a read-only view of the mapped file
+    np.testing.assert_array_equal(got.data, f.data)
+    assert json.loads((store.folder(k) / "a.json").read_text())["windows"] == {"n_windows": 6}

@@ -1,40 +1,65 @@
 """The extraction driver: stimulus run -> windows -> batches -> pooled layer features.
 
 ``extract_run(adapter, run)`` builds one window per sample according to the adapter's
-``input_kind``:
+``input_kind`` and a window kind (:class:`~mmneuro.stimuli.windows.WindowSpec`:
+``"clip"``, the clip spanning each TR, or ``"context:SECONDS"``, the SECONDS of stimulus
+ending where each TR's clip ends; default: the adapter's ``default_window`` or ``"clip"``):
 
-- ``"frames"``: one window per TR, ``[t - tr/2, t + tr/2)`` around each ``run.tr_times``
-  entry (clipped to the video), ``adapter.n_frames`` frames sampled uniformly inside;
-- ``"waveform"``: the same TR windows of audio at ``adapter.sample_rate``;
+- ``"frames"``: ``adapter.n_frames`` distinct frames per window, chosen by
+  :func:`~mmneuro.stimuli.windows.select_frames` (a window showing fewer distinct frames
+  repeats them in place, count recorded, or raises with ``short="raise"``);
+- ``"waveform"``: the window's samples at ``adapter.sample_rate`` (resampled once per file);
 - ``"frames+waveform"``: both;
 - ``"words"``: one window per word (the ``adapter.n_context`` preceding words + the word),
-  stamped with the word's midpoint.
+  stamped with the word's midpoint (window kinds do not apply).
 
-Media are decoded and preprocessed in a background thread while the model runs; batches
-run under ``torch.inference_mode()`` (bf16 autocast on CUDA only). With a
-:class:`~mmneuro.features.store.FeatureStore`, stored layers are read back and only the
-missing ones are computed.
+Windows are clipped to the media at run starts and ends (shorter, never padded); a window
+left empty is an error naming the TR.
+
+The pipeline: a decoder thread streams the video **once, sequentially** for the whole run
+(:func:`~mmneuro.stimuli.video.iter_frames`), assembles windows and hands each batch to a
+pool of preprocessing threads; ready batches wait in a bounded queue, so the model (main
+thread, ``torch.inference_mode``, bf16 autocast on CUDA, pinned host memory) only waits
+when decoding is slower than the model. With a
+:class:`~mmneuro.features.store.FeatureStore`, windows are computed in chunks of
+``chunk_windows`` (a multiple of the batch size); every finished chunk is committed
+atomically, so a killed extraction resumes at the first missing chunk and ends with
+arrays bitwise equal to an uninterrupted run; stored layers are read back and only the
+missing ones computed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from mmneuro.errors import InputError
 from mmneuro.models.base import ModelAdapter, TimedFeatures, WindowInput, pick_device
+from mmneuro.stimuli.windows import WindowSpec, clip_to_media, parse_window, sample_bounds, select_frames
 
-__all__ = ["TimedFeatures", "WindowPlan", "extract_run", "plan_windows", "infer_tr"]
+__all__ = [
+    "TimedFeatures", "WindowPlan", "RunReport", "MediaRun", "extract_run", "compute_features", "plan_windows",
+    "infer_tr", "stimulus_runs", "DEFAULT_CHUNK_WINDOWS",
+]
 
-#: bytes of raw decoded frames held at once (frames are decoded chunk by chunk)
-FRAME_BUDGET_BYTES = 1 << 30
+#: windows per committed chunk (rounded up to a multiple of the batch size)
+DEFAULT_CHUNK_WINDOWS = 256
+#: batches decoded and preprocessed ahead of the model
+DEFAULT_PREFETCH = 4
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+WORDS_SUFFIXES = (".tsv", ".textgrid")
 
 
 def infer_tr(tr_times: np.ndarray) -> float:
@@ -49,6 +74,9 @@ def infer_tr(tr_times: np.ndarray) -> float:
     return tr
 
 
+# --------------------------------------------------------------------------- windows
+
+
 @dataclass
 class WindowPlan:
     """The windows of one run for one adapter.
@@ -60,77 +88,188 @@ class WindowPlan:
         for words, the word's onset/offset.
     files : stimulus files read (their hashes key the feature store).
     params : window parameters recorded in the store key.
-    make : callable(indices) -> list of :class:`WindowInput` for those windows.
+    kind : the adapter's input kind.
+    frame_index : (n, n_frames) int64 video frame indices per window (frame inputs).
+    n_distinct : (n,) int64 distinct frames per window (frame inputs); rows with fewer
+        than ``n_frames`` repeat frames in place.
+    current_start : (n,) float64 start of each TR's own clip, for context windows: waveform
+        windows then carry ``current_samples`` (how many trailing samples are the TR's clip).
     """
 
     times: np.ndarray
     spans: np.ndarray
     files: list[Path]
     params: dict[str, Any]
-    make: Callable[[Sequence[int]], list[WindowInput]] = field(repr=False)
-    chunk: int = 1 << 30  # windows decoded together at most
+    kind: str = "frames"
+    video: Path | None = None
+    fps: float | None = None
+    frame_index: np.ndarray | None = None
+    n_distinct: np.ndarray | None = None
+    audio: Path | None = None
+    sample_rate: int | None = None
+    audio_spans: np.ndarray | None = None
+    words: list[str] | None = None
+    n_context: int = 0
+    current_start: np.ndarray | None = None
+    _wav: np.ndarray | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
         return int(len(self.times))
 
+    @property
+    def short_windows(self) -> int:
+        """Windows that show fewer distinct frames than the model takes (frames repeated)."""
+        if self.n_distinct is None or self.frame_index is None:
+            return 0
+        return int(np.sum(self.n_distinct < self.frame_index.shape[1]))
 
-def _clip_spans(spans: np.ndarray, duration: float, what: str, path: Path, times: np.ndarray) -> np.ndarray:
-    clipped = np.stack([np.maximum(spans[:, 0], 0.0), np.minimum(spans[:, 1], duration)], axis=1)
-    bad = np.nonzero(clipped[:, 1] <= clipped[:, 0])[0]
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(
-            f"{len(bad)} TR window(s) lie outside the {what} {path} ({duration:.3f} s long): the first is TR {i} at "
-            f"t={times[i]:.3f} s, window [{spans[i, 0]:.3f}, {spans[i, 1]:.3f}) s. Trim the run's tr_times to the stimulus."
-        )
-    return clipped
+    def info(self) -> dict[str, Any]:
+        """What the windows were, recorded beside stored features."""
+        d: dict[str, Any] = {"n_windows": len(self), "kind": self.kind}
+        if self.n_distinct is not None:
+            d["short_windows"] = self.short_windows
+            d["n_distinct_frames"] = [int(v) for v in self.n_distinct] if self.short_windows else None
+        return d
+
+    def waveform(self) -> np.ndarray:
+        """The run's audio at ``sample_rate`` (decoded once, on first use)."""
+        with self._lock:
+            if self._wav is None:
+                from mmneuro.stimuli.audio import read_audio
+
+                self._wav, _ = read_audio(self.audio, sample_rate=self.sample_rate)
+            return self._wav
+
+    def stream(self, indices: Sequence[int] | None = None) -> Iterator[WindowInput]:
+        """Yield the windows ``indices`` (increasing; default all), decoding the video once.
+
+        Video frames are decoded sequentially up to the last frame any requested window
+        needs; a decoded frame is held only until the last window using it is yielded.
+        """
+        idx = np.arange(len(self)) if indices is None else np.asarray(list(indices), dtype=np.int64)
+        if len(idx) and (np.any(np.diff(idx) <= 0) or idx[0] < 0 or idx[-1] >= len(self)):
+            raise InputError(f"window indices must be increasing and within [0, {len(self)})")
+        if self.kind == "words":
+            for i in idx:
+                lo = max(0, int(i) - self.n_context)
+                i = int(i)
+                yield WindowInput(text=self.words[lo : i + 1], target_word_span=(i - lo, i - lo + 1))
+            return
+        wav = self.waveform() if self.audio is not None else None
+        bounds = sample_bounds(self.audio_spans, self.sample_rate, len(wav)) if wav is not None else None
+        current = None
+        if wav is not None and self.current_start is not None:
+            cur0 = np.clip(np.rint(self.current_start * self.sample_rate).astype(np.int64), 0, len(wav))
+            current = bounds[:, 1] - np.maximum(bounds[:, 0], cur0)
+        frames_of = self._frame_source(idx) if self.video is not None else None
+        try:
+            for i in idx:
+                wi = WindowInput()
+                if frames_of is not None:
+                    wi.frames = frames_of(int(i))
+                if wav is not None:
+                    a, b = bounds[i]
+                    wi.waveform = wav[a:b]
+                    wi.sample_rate = self.sample_rate
+                    if current is not None:
+                        wi.current_samples = int(current[i])  # type: ignore[attr-defined]
+                yield wi
+        finally:
+            if frames_of is not None:
+                frames_of.close()
+
+    def _frame_source(self, idx: np.ndarray):
+        from mmneuro.stimuli.video import iter_frames
+
+        rows = self.frame_index[idx]
+        need = np.unique(rows)
+        pos = np.searchsorted(need, rows)  # (len(idx), n_frames) position of each frame in `need`
+        upto = pos.max(axis=1)
+        last_user: dict[int, int] = {}
+        for j, r in enumerate(pos):
+            for p in r:
+                last_user[int(p)] = j
+        free_after: dict[int, list[int]] = {}
+        for p, j in last_user.items():
+            free_after.setdefault(j, []).append(p)
+        decoded = iter_frames(self.video, (need + 0.5) / self.fps)  # the centre of each frame's display
+        buf: dict[int, np.ndarray] = {}
+        state = {"next": 0, "j": 0}
+        window_pos = {int(i): j for j, i in enumerate(idx)}
+
+        def frames_of(i: int) -> np.ndarray:
+            j = window_pos[i]
+            while state["next"] <= upto[j]:
+                buf[state["next"]] = next(decoded)
+                state["next"] += 1
+            out = np.stack([buf[int(p)] for p in pos[j]])
+            for p in free_after.get(j, ()):
+                buf.pop(p, None)
+            return out
+
+        frames_of.close = decoded.close  # type: ignore[attr-defined]
+        return frames_of
+
+    def make(self, indices: Sequence[int]) -> list[WindowInput]:
+        """The windows ``indices`` (any order) as a list."""
+        indices = [int(i) for i in indices]
+        order = sorted(set(indices))
+        got = dict(zip(order, self.stream(order)))
+        return [got[i] for i in indices]
 
 
-def plan_windows(adapter: ModelAdapter, run, tr: float | None = None) -> WindowPlan:
-    """Build the windows of ``run`` that ``adapter`` reads (see module docstring)."""
-    from mmneuro.stimuli.windows import tr_windows, uniform_frame_times
+def plan_windows(adapter: ModelAdapter, run, tr: float | None = None, window: str | WindowSpec | None = None,
+                 short: str = "repeat") -> WindowPlan:
+    """Build the windows of ``run`` that ``adapter`` reads (see the module docstring).
 
+    Parameters
+    ----------
+    adapter : the model adapter (its ``input_kind``, ``n_frames``, ``sample_rate``...).
+    run : a stimulus run (``name``, ``tr_times``, ``video``, ``audio``, ``words``).
+    tr : TR in seconds (default: median step of ``run.tr_times``).
+    window : ``"clip"`` / ``"context:SECONDS"`` / a WindowSpec (default: the adapter's
+        ``default_window`` attribute, else ``"clip"``). Word models accept only ``"clip"``
+        (their context is ``n_context`` words).
+    short : ``"repeat"`` or ``"raise"`` for windows showing fewer frames than ``n_frames``.
+    """
     kind = adapter.input_kind
+    spec = parse_window(window if window is not None else getattr(adapter, "default_window", "clip"))
     if kind == "words":
         from mmneuro.stimuli.words import read_words
 
+        if window is not None and spec.kind != "clip":
+            raise InputError(f"model {adapter.name!r} reads words (n_context={adapter.n_context} preceding words); "
+                             f"window {spec.label!r} applies to frame and audio models only")
         if run.words is None:
             raise InputError(f"run {run.name!r} has no words file, but model {adapter.name!r} reads words")
         words = read_words(run.words)
         if len(words) == 0:
             raise InputError(f"words file {run.words} of run {run.name!r} holds no words")
-        n_ctx = int(adapter.n_context)
-        w = list(words.words)
-
-        def make_words(idx):
-            out = []
-            for i in idx:
-                lo = max(0, i - n_ctx)
-                out.append(WindowInput(text=w[lo : i + 1], target_word_span=(i - lo, i - lo + 1)))
-            return out
-
         return WindowPlan(
             times=words.midpoints.astype(np.float64),
             spans=np.stack([words.onsets, words.offsets], axis=1),
             files=[Path(run.words)],
             params=adapter.window_params(),
-            make=make_words,
+            kind=kind,
+            words=list(words.words),
+            n_context=int(adapter.n_context),
         )
 
     if kind not in ("frames", "waveform", "frames+waveform"):
         raise InputError(f"model {adapter.name!r} has unknown input_kind {kind!r}")
     tr_times = np.asarray(run.tr_times, dtype=np.float64)
     if len(tr_times) == 0:
-        raise InputError(f"run {run.name!r} has no TR times")
+        raise InputError(f"run {run.name!r} has no TR times: model {adapter.name!r} samples one window per TR; for "
+                         f"stimulus files give the TR that defines the grid (--tr SECONDS / tr=...)")
     tr = float(tr) if tr is not None else infer_tr(tr_times)
-    spans = tr_windows(tr_times, tr)
+    spans = spec.spans(tr_times, tr)
     params = dict(adapter.window_params())
-    params["tr"] = tr
+    params.update(spec.params(tr))
     params["tr_times_sha"] = _array_digest(tr_times)
-    files: list[Path] = []
-    frame_spans = audio_spans = None
-    wav = sr = None
-    chunk = 1 << 30
+    plan = WindowPlan(times=tr_times.copy(), spans=spans, files=[], params=params, kind=kind)
+    if spec.kind == "context":
+        plan.current_start = tr_times - tr / 2.0
 
     if "frames" in kind:
         from mmneuro.stimuli.video import read_video_info
@@ -138,52 +277,37 @@ def plan_windows(adapter: ModelAdapter, run, tr: float | None = None) -> WindowP
         if run.video is None:
             raise InputError(f"run {run.name!r} has no video file, but model {adapter.name!r} reads frames")
         info = read_video_info(run.video)
-        frame_spans = _clip_spans(spans, info.duration, "video", Path(run.video), tr_times)
-        files.append(Path(run.video))
-        per_window = max(1, int(adapter.n_frames)) * info.width * info.height * 3
-        chunk = max(1, FRAME_BUDGET_BYTES // per_window)
+        fspans = clip_to_media(spans, info.duration, tr_times, what=f"video {run.video}")
+        plan.frame_index, plan.n_distinct = select_frames(
+            fspans, info.fps, info.n_frames, int(adapter.n_frames), short=short, what=f"video {run.video}")
+        plan.video, plan.fps, plan.spans = Path(run.video), info.fps, fspans
+        plan.files.append(Path(run.video))
+        params["frame_select"] = "uniform-distinct"
+        params["short"] = short
     if "waveform" in kind:
-        from mmneuro.stimuli.audio import read_audio
-
         if run.audio is None:
             raise InputError(f"run {run.name!r} has no audio file, but model {adapter.name!r} reads audio")
-        wav, sr = read_audio(run.audio, sample_rate=int(adapter.sample_rate))
-        audio_spans = _clip_spans(spans, len(wav) / sr, "audio", Path(run.audio), tr_times)
-        files.append(Path(run.audio))
+        duration = _audio_duration(Path(run.audio))
+        aspans = clip_to_media(spans, duration, tr_times, what=f"audio {run.audio}")
+        plan.audio, plan.sample_rate, plan.audio_spans = Path(run.audio), int(adapter.sample_rate), aspans
+        plan.files.append(Path(run.audio))
+        if plan.video is None:
+            plan.spans = aspans
+    return plan
 
-    video_path = Path(run.video) if frame_spans is not None else None
-    n_frames = int(adapter.n_frames)
 
-    def make_av(idx):
-        idx = list(idx)
-        frames = None
-        if frame_spans is not None:
-            from mmneuro.stimuli.video import read_frames
+def _audio_duration(path: Path) -> float:
+    import soundfile as sf
 
-            ft = np.concatenate([uniform_frame_times(*frame_spans[i], n_frames) for i in idx])
-            frames = read_frames(video_path, ft)
-            frames = frames.reshape(len(idx), n_frames, *frames.shape[1:])
-        out = []
-        for j, i in enumerate(idx):
-            wi = WindowInput()
-            if frames is not None:
-                wi.frames = frames[j]
-            if audio_spans is not None:
-                a = int(round(audio_spans[i, 0] * sr))
-                b = int(round(audio_spans[i, 1] * sr))
-                wi.waveform = wav[a:b]
-                wi.sample_rate = sr
-            out.append(wi)
-        return out
-
-    return WindowPlan(
-        times=tr_times.copy(),
-        spans=frame_spans if frame_spans is not None else audio_spans,
-        files=files,
-        params=params,
-        make=make_av,
-        chunk=chunk,
-    )
+    if not path.is_file():
+        raise InputError(f"audio file not found: {path}")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise InputError(f"cannot read audio file {path}: {exc}") from exc
+    if info.frames <= 0:
+        raise InputError(f"audio file {path} holds no samples")
+    return info.frames / float(info.samplerate)
 
 
 def _array_digest(a: np.ndarray) -> str:
@@ -192,63 +316,136 @@ def _array_digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()[:16]
 
 
-def _iter_batches(adapter: ModelAdapter, plan: WindowPlan, batch_size: int) -> Iterator[tuple[int, dict]]:
-    """Yield (n_windows, collated batch) in window order; decodes ``plan.chunk`` windows at a time."""
-    n = len(plan)
-    step = plan.chunk if plan.chunk < batch_size else (plan.chunk // batch_size) * batch_size
-    step = max(1, min(step, n))
-    for c0 in range(0, n, step):
-        idx = range(c0, min(n, c0 + step))
-        windows = plan.make(idx)
-        for b0 in range(0, len(windows), batch_size):
-            part = windows[b0 : b0 + batch_size]
-            yield len(part), adapter.collate([adapter.preprocess(w) for w in part])
+# --------------------------------------------------------------------------- the pipeline
 
 
-def _prefetch(gen: Iterator, depth: int = 2) -> Iterator:
-    """Run ``gen`` in a background thread, ``depth`` items ahead; re-raise its errors here."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+@dataclass
+class RunReport:
+    """What one ``extract_run`` call did.
 
-    def work():
-        try:
-            for item in gen:
-                while not stop.is_set():
-                    try:
-                        q.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(("done", done))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put(("error", e))
+    Attributes
+    ----------
+    run, model : names. key : the store key digest ("" without a store). folder : its folder.
+    n_windows : windows in the run. computed_windows : windows run through the model.
+    reused_windows : windows taken from chunks of an interrupted extraction.
+    cached_layers, computed_layers : layers read back / computed.
+    seconds : wall time. wait_s : time the model thread waited for decoded batches.
+    short_windows : windows with repeated frames. window : the window parameters.
+    """
 
-    t = threading.Thread(target=work, name="mmneuro-decode", daemon=True)
-    t.start()
+    run: str
+    model: str
+    key: str = ""
+    folder: str = ""
+    n_windows: int = 0
+    computed_windows: int = 0
+    reused_windows: int = 0
+    cached_layers: list[str] = field(default_factory=list)
+    computed_layers: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    wait_s: float = 0.0
+    short_windows: int = 0
+    window: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def windows_per_s(self) -> float:
+        return self.computed_windows / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    return [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+
+
+def _batches(plan: WindowPlan, chunks: Sequence[tuple[int, int]], batch_size: int) -> Iterator[tuple[int, list]]:
+    """(chunk number in ``chunks``, windows of one batch); batches never cross chunk boundaries."""
+    idx = [i for a, b in chunks for i in range(a, b)]
+    stream = plan.stream(idx)
     try:
-        while True:
-            tag, item = q.get()
-            if tag == "item":
-                yield item
-            elif tag == "error":
-                raise item
-            else:
-                return
+        for c, (a, b) in enumerate(chunks):
+            for b0 in range(a, b, batch_size):
+                n = min(b, b0 + batch_size) - b0
+                yield c, [next(stream) for _ in range(n)]
     finally:
-        stop.set()
-        while t.is_alive():
+        stream.close()
+
+
+class _Pipeline:
+    """Decoder thread -> preprocessing pool -> bounded queue of ready batches, in order."""
+
+    def __init__(self, adapter: ModelAdapter, items: Iterator[tuple[int, list]], workers: int, depth: int, pin: bool):
+        self.adapter, self.items, self.pin = adapter, items, pin
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmneuro-prep")
+        self.thread = threading.Thread(target=self._decode, name="mmneuro-decode", daemon=True)
+        self.wait_s = 0.0
+
+    def _prep(self, windows: list) -> dict:
+        batch = self.adapter.collate([self.adapter.preprocess(w) for w in windows])
+        if self.pin:
+            batch = {k: (v.pin_memory() if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        return batch
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
             try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            t.join(timeout=0.05)
+                self.q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode(self) -> None:
+        try:
+            for c, windows in self.items:
+                if not self._put(("item", c, len(windows), self.pool.submit(self._prep, windows))):
+                    return
+            self._put(("done", None, 0, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self._put(("error", e, 0, None))
+
+    def __iter__(self) -> Iterator[tuple[int, int, dict]]:
+        self.thread.start()
+        try:
+            while True:
+                t0 = time.perf_counter()
+                tag, c, n, fut = self.q.get()
+                if tag == "error":
+                    raise c
+                if tag == "done":
+                    return
+                batch = fut.result()
+                self.wait_s += time.perf_counter() - t0
+                yield c, n, batch
+        finally:
+            self.stop.set()
+            while self.thread.is_alive():
+                try:
+                    _, _, _, fut = self.q.get_nowait()
+                    if fut is not None:
+                        fut.cancel()
+                except queue.Empty:
+                    pass
+                self.thread.join(timeout=0.05)
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            close = getattr(self.items, "close", None)
+            if close is not None:
+                close()
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def _default_workers(adapter: ModelAdapter) -> int:
+    """``adapter.preprocess_workers`` if set; 1 for word models (fast tokenizers are not
+    safe to share between threads); else ``min(4, cpus // 2)``, at least 1."""
+    n = getattr(adapter, "preprocess_workers", None)
+    if n is not None:
+        return max(1, int(n))
+    if adapter.input_kind == "words":
+        return 1
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def compute_features(
@@ -259,42 +456,92 @@ def compute_features(
     batch_size: int = 16,
     progress: bool = True,
     desc: str = "",
+    *,
+    chunk_windows: int | None = None,
+    workers: int | None = None,
+    prefetch: int = DEFAULT_PREFETCH,
+    store=None,
+    key=None,
+    report: RunReport | None = None,
 ) -> dict[str, TimedFeatures]:
-    """Run ``adapter`` over every window of ``plan``; pooled features of ``layers``."""
+    """Run ``adapter`` over every window of ``plan``; pooled features of ``layers``.
+
+    With ``store`` and ``key``, chunks of ``chunk_windows`` windows (rounded up to a
+    multiple of ``batch_size``) are committed to the store as they finish, chunks already
+    there are reused, and each layer's final array is assembled and saved at the end.
+    ``workers``: preprocessing threads (default: ``adapter.preprocess_workers``, else 1 for
+    word models and ``min(4, cpus // 2)`` for the others).
+
+    Returns layer -> :class:`TimedFeatures` (``data`` (n, p) float32, ``times`` (n,)).
+    """
     from tqdm.auto import tqdm
 
     pooling = pooling or adapter.default_pooling
     label = adapter.pooling_label(pooling)
+    layers = list(layers)
     device = adapter.device
+    batch_size = int(batch_size)
+    n = len(plan)
+    chunk = int(chunk_windows or DEFAULT_CHUNK_WINDOWS)
+    chunk = max(batch_size, -(-chunk // batch_size) * batch_size)
+    bounds = _chunk_bounds(n, chunk)
+    tag = f"b{batch_size}-k{chunk}"
+    use_store = store is not None and key is not None
+    if use_store:
+        todo = [(a, b) for a, b in bounds if any(not store.has_chunk(key, tag, l, a, b) for l in layers)]
+    else:
+        todo = bounds
+    parts: dict[str, dict[tuple[int, int], np.ndarray]] = {l: {} for l in layers}
+    t_start = time.perf_counter()
     autocast = (
         torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
-    chunks: dict[str, list[np.ndarray]] = {l: [] for l in layers}
-    bar = tqdm(total=len(plan), unit="win", desc=desc or adapter.name, disable=not progress, leave=False)
+    bar = tqdm(total=n, initial=n - sum(b - a for a, b in todo), unit="win", desc=desc or adapter.name,
+               disable=not progress, leave=False)
+    pipe = _Pipeline(adapter, _batches(plan, todo, batch_size), workers or _default_workers(adapter), prefetch,
+                     pin=device.type == "cuda")
+    acc: dict[str, list[np.ndarray]] = {l: [] for l in layers}
+    filled = 0
     try:
         with torch.inference_mode():
-            for n, batch in _prefetch(_iter_batches(adapter, plan, int(batch_size))):
+            for c, m, batch in pipe:
                 with autocast:
                     out = adapter.forward(_to_device(batch, device))
                 pooled = adapter.pool(out, pooling, layers=layers)
                 for l in layers:
-                    if pooled[l].shape[0] != n:
-                        raise InputError(f"model {adapter.name!r} returned {pooled[l].shape[0]} rows for {n} windows")
-                    chunks[l].append(pooled[l])
-                bar.update(n)
+                    if pooled[l].shape[0] != m:
+                        raise InputError(f"model {adapter.name!r} returned {pooled[l].shape[0]} rows for {m} windows")
+                    acc[l].append(pooled[l])
+                filled += m
+                a, b = todo[c]
+                if filled == b - a:  # the chunk is complete
+                    for l in layers:
+                        arr = np.concatenate(acc[l], axis=0)
+                        if use_store:
+                            if not store.has_chunk(key, tag, l, a, b):
+                                store.save_chunk(key, tag, l, a, b, arr)
+                        else:
+                            parts[l][(a, b)] = arr
+                        acc[l] = []
+                    filled = 0
+                bar.update(m)
     finally:
         bar.close()
-    return {
-        l: TimedFeatures(
-            data=np.concatenate(chunks[l], axis=0),
-            times=plan.times,
-            pooling=label,
-            layer=l,
-            model=adapter.name,
-            weights=adapter.weights.identity,
-        )
-        for l in layers
-    }
+    if report is not None:
+        report.computed_windows += sum(b - a for a, b in todo)
+        report.reused_windows += n - sum(b - a for a, b in todo)
+        report.wait_s += pipe.wait_s
+        report.seconds += time.perf_counter() - t_start
+    result = {}
+    for l in layers:
+        data = store.load_chunks(key, tag, l, bounds) if use_store else np.concatenate([parts[l][ab] for ab in bounds])
+        result[l] = TimedFeatures(data=data, times=plan.times, pooling=label, layer=l, model=adapter.name,
+                                  weights=adapter.weights.identity)
+    if use_store:
+        store.save(key, result, info=plan.info())
+        for l in layers:
+            store.drop_partial(key, l)
+    return result
 
 
 def extract_run(
@@ -307,28 +554,39 @@ def extract_run(
     progress: bool = True,
     tr: float | None = None,
     pooling: str | None = None,
+    window: str | WindowSpec | None = None,
+    short: str = "repeat",
+    chunk_windows: int | None = None,
+    workers: int | None = None,
+    report: list | None = None,
 ) -> dict[str, TimedFeatures]:
     """Pooled features of ``run`` for ``layers`` of ``adapter``.
 
     Parameters
     ----------
     adapter : a :class:`~mmneuro.models.base.ModelAdapter`.
-    run : a :class:`~mmneuro.datasets.base.StimulusRun`.
+    run : a :class:`~mmneuro.datasets.base.StimulusRun` (or :class:`MediaRun`).
     layers : layer names (default: all of ``adapter.layer_names``).
     store : a :class:`~mmneuro.features.store.FeatureStore`, or None for no caching.
-    batch_size : windows per forward pass (default: ``adapter.batch_size``: 16 for ViT,
-        64 for text models, 32 for the mel spectrogram).
+    batch_size : windows per forward pass (default: ``adapter.batch_size``).
     device : move the adapter there first (None: leave it where it is; adapters start on
         CUDA when available).
     progress : show a tqdm bar (windows/s).
-    tr : TR in seconds for TR windows (default: median step of ``run.tr_times``).
+    tr : TR in seconds (default: median step of ``run.tr_times``).
     pooling : pooling name (default: ``adapter.default_pooling``).
+    window : ``"clip"`` or ``"context:SECONDS"`` (default: the adapter's, else clip).
+    short : ``"repeat"`` / ``"raise"``: windows showing fewer distinct frames than
+        ``adapter.n_frames``.
+    chunk_windows : windows per committed chunk (default 256, rounded to the batch size).
+    workers : preprocessing threads.
+    report : a list; a :class:`RunReport` of this call is appended.
 
     Returns
     -------
     layer -> :class:`TimedFeatures` with ``data`` (n, p) float32 and ``times`` (n,): the
     run's TR times for frame/audio models, word midpoints for word models.
     """
+    t0 = time.perf_counter()
     if layers is None:
         layers = list(adapter.layer_names)
     else:
@@ -347,29 +605,113 @@ def extract_run(
     pooling = pooling or adapter.default_pooling
     if pooling not in adapter.poolings:
         raise InputError(f"model {adapter.name!r} does not support pooling {pooling!r}; choose one of {list(adapter.poolings)}")
-    plan = plan_windows(adapter, run, tr=tr)
+    plan = plan_windows(adapter, run, tr=tr, window=window, short=short)
     label = adapter.pooling_label(pooling)
     desc = f"{adapter.name} {getattr(run, 'name', '')}".strip()
+    rep = RunReport(run=str(getattr(run, "name", "")), model=adapter.name, n_windows=len(plan),
+                    short_windows=plan.short_windows, window=dict(plan.params))
+    kw = dict(chunk_windows=chunk_windows, workers=workers, report=rep)
 
     if store is None:
-        return compute_features(adapter, plan, layers, pooling, batch_size, progress, desc)
+        result = compute_features(adapter, plan, layers, pooling, batch_size, progress, desc, **kw)
+    else:
+        key = store.key(
+            model=adapter.name,
+            weights=adapter.weights.identity,
+            pooling=label,
+            window=plan.params,
+            stimulus_files=plan.files,
+            version=adapter.version,
+        )
+        rep.key, rep.folder = key.digest, str(store.folder(key))
+        store.sweep(key)
+        missing = store.missing(key, layers)
+        cached = [l for l in layers if l not in missing]
+        result = store.load(key, cached) if cached else {}
+        rep.cached_layers, rep.computed_layers = cached, list(missing)
+        if missing:
+            result.update(compute_features(adapter, plan, missing, pooling, batch_size, progress, desc,
+                                           store=store, key=key, **kw))
+        for l, tf in result.items():
+            if len(tf) != len(plan):
+                raise InputError(f"stored features of layer {l!r} have {len(tf)} rows; run {run.name!r} has {len(plan)} windows")
+        result = {l: result[l] for l in layers}
+    rep.seconds = time.perf_counter() - t0
+    if report is not None:
+        report.append(rep)
+    return result
 
-    key = store.key(
-        model=adapter.name,
-        weights=adapter.weights.identity,
-        pooling=label,
-        window=plan.params,
-        stimulus_files=plan.files,
-        version=adapter.version,
-    )
-    missing = store.missing(key, layers)
-    cached = [l for l in layers if l not in missing]
-    result = store.load(key, cached) if cached else {}
-    if missing:
-        fresh = compute_features(adapter, plan, missing, pooling, batch_size, progress, desc)
-        store.save(key, fresh)
-        result.update(fresh)
-    for l, tf in result.items():
-        if len(tf) != len(plan):
-            raise InputError(f"stored features of layer {l!r} have {len(tf)} rows; run {run.name!r} has {len(plan)} windows")
-    return {l: result[l] for l in layers}
+
+# --------------------------------------------------------------------------- stimulus files as runs
+
+
+@dataclass(frozen=True)
+class MediaRun:
+    """A run made from stimulus files alone (no dataset): same fields as a StimulusRun.
+
+    ``tr_times`` are ``(i + 0.5) * tr`` for every whole TR inside the shortest of the run's
+    video/audio (empty without a TR: word models need none).
+    """
+
+    name: str
+    tr_times: np.ndarray
+    video: Path | None = None
+    audio: Path | None = None
+    words: Path | None = None
+
+    @property
+    def n_trs(self) -> int:
+        return int(len(self.tr_times))
+
+
+def _media_kind(p: Path) -> str | None:
+    s = p.suffix.lower()
+    return "video" if s in VIDEO_SUFFIXES else "audio" if s in AUDIO_SUFFIXES else "words" if s in WORDS_SUFFIXES else None
+
+
+def stimulus_runs(path: str | Path, tr: float | None = None) -> list[MediaRun]:
+    """Runs from a stimulus file or a folder of them (files sharing a stem form one run).
+
+    Parameters
+    ----------
+    path : a video (.mp4, .mkv...), audio (.wav, .flac...) or words (.tsv, .TextGrid) file,
+        or a folder holding such files (not recursive).
+    tr : the TR in seconds defining the sample grid; needed for video/audio models.
+    """
+    from mmneuro.stimuli.video import read_video_info
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and _media_kind(p))
+        if not files:
+            raise InputError(f"folder {path} holds no stimulus files ({', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES + WORDS_SUFFIXES)})")
+    elif path.is_file():
+        if not _media_kind(path):
+            raise InputError(f"{path} is not a stimulus file this tool reads "
+                             f"({', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES + WORDS_SUFFIXES)})")
+        files = [path]
+    else:
+        raise InputError(f"stimuli {str(path)!r}: no such file or folder (and not a dataset name: 'demo', 'alice')")
+    if tr is not None and not (np.isfinite(float(tr)) and float(tr) > 0):
+        raise InputError(f"--tr must be a positive number of seconds; got {tr}")
+    groups: dict[str, dict[str, Path]] = {}
+    for f in files:
+        kind = _media_kind(f)
+        g = groups.setdefault(f.stem, {})
+        if kind in g:
+            raise InputError(f"two {kind} files share the stem {f.stem!r}: {g[kind].name} and {f.name}")
+        g[kind] = f
+    runs = []
+    for stem, g in groups.items():
+        durations = []
+        if "video" in g:
+            durations.append(read_video_info(g["video"]).duration)
+        if "audio" in g:
+            durations.append(_audio_duration(g["audio"]))
+        if tr is not None and durations:
+            n = int(np.floor(min(durations) / float(tr) + 1e-9))
+            tr_times = (np.arange(n) + 0.5) * float(tr)
+        else:
+            tr_times = np.zeros(0)
+        runs.append(MediaRun(stem, tr_times, g.get("video"), g.get("audio"), g.get("words")))
+    return runs

@@ -8,10 +8,21 @@ words, ...) and the sha256 of the stimulus file(s). Its digest names a folder::
     root/<model>/<digest>/<layer>.npy        (n, p) float32
     root/<model>/<digest>/<layer>.json       key, layer, pooling, shape, sample times
 
-Every file is written to a temporary name in the same folder and moved into place with
-``os.replace``, the ``.npy`` before its ``.json``: a layer counts as stored only when its
-``.json`` exists, so an interrupted write is never read back. ``load`` opens only the
-requested layers' files.
+Every file is written to a temporary name in the same folder (``.<name>.<pid>.<rand>.tmp``)
+and moved into place with ``os.replace``, the ``.npy`` before its ``.json``: a layer counts
+as stored only when its ``.json`` exists, so an interrupted write is never read back.
+``load`` opens only the requested layers' files (optionally memory-mapped).
+
+Partial progress of an extraction lives beside the final arrays, one file per layer and
+chunk of consecutive windows::
+
+    root/<model>/<digest>/partial/<tag>/<layer>/<start>-<stop>.npy   (stop - start, p) float32
+
+``tag`` names the batching (``b<batch>-k<chunk>``) so a resumed extraction recomputes
+exactly the batches an uninterrupted one would (bitwise-equal results). Chunk files are
+atomic too: a killed extraction loses at most the chunk it was computing. Once a layer's
+final array is assembled its chunks are deleted; temporary files of dead writers are swept
+by :meth:`FeatureStore.sweep`.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
@@ -94,9 +106,12 @@ def _safe(name: str) -> str:
     return s or "_"
 
 
+_TMP = re.compile(r"^\..*\.(\d+)\.[^.]+\.tmp$")
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -183,8 +198,12 @@ class FeatureStore:
         return out
 
     # ---- io -------------------------------------------------------------------------
-    def save(self, key: FeatureKey, features: Mapping[str, TimedFeatures]) -> None:
-        """Write each layer's features atomically (``.npy`` then its ``.json`` sidecar)."""
+    def save(self, key: FeatureKey, features: Mapping[str, TimedFeatures], info: Mapping[str, Any] | None = None) -> None:
+        """Write each layer's features atomically (``.npy`` then its ``.json`` sidecar).
+
+        ``info``: json-able facts about the windows (e.g. how many repeated frames),
+        recorded in each sidecar under ``"windows"``.
+        """
         folder = self.folder(key)
         kd = key.as_dict()
         key_json = folder / "key.json"
@@ -206,10 +225,12 @@ class FeatureStore:
                 "dtype": "float32",
                 "times": [float(t) for t in tf.times],
             }
+            if info is not None:
+                sidecar["windows"] = dict(info)
             _atomic_write(meta, lambda f: f.write(json.dumps(sidecar).encode()))
 
-    def load(self, key: FeatureKey, layers: Iterable[str]) -> dict[str, TimedFeatures]:
-        """Read the requested layers only. Raises KeyError for a layer not stored."""
+    def load(self, key: FeatureKey, layers: Iterable[str], mmap: bool = False) -> dict[str, TimedFeatures]:
+        """Read the requested layers only (``mmap``: memory-map them). KeyError for a layer not stored."""
         out = {}
         for layer in layers:
             npy, meta = self._paths(key, layer)
@@ -218,7 +239,7 @@ class FeatureStore:
             side = self._read_json(meta)
             if side is None or side.get("key") != key.as_dict() or side.get("layer") != layer:
                 raise InputError(f"feature store file {meta} does not belong to this key/layer (corrupt store?)")
-            data = np.load(npy, allow_pickle=False)
+            data = np.load(npy, allow_pickle=False, mmap_mode="r" if mmap else None)
             if list(data.shape) != side["shape"]:
                 raise InputError(f"feature store file {npy} has shape {data.shape}, its sidecar says {side['shape']}")
             out[layer] = TimedFeatures(
@@ -231,6 +252,91 @@ class FeatureStore:
             )
         return out
 
+    # ---- partial progress (chunks) ----------------------------------------------------
+    def _chunk_path(self, key: FeatureKey, tag: str, layer: str, start: int, stop: int) -> Path:
+        return self.folder(key) / "partial" / _safe(tag) / _safe(layer) / f"{int(start):08d}-{int(stop):08d}.npy"
+
+    def has_chunk(self, key: FeatureKey, tag: str, layer: str, start: int, stop: int, width: int | None = None) -> bool:
+        """Whether windows ``[start, stop)`` of ``layer`` are stored as a complete chunk.
+
+        Reads only the ``.npy`` header: the chunk must be 2-D float32 with ``stop - start``
+        rows (and ``width`` columns when given); anything else is treated as absent.
+        """
+        path = self._chunk_path(key, tag, layer, start, stop)
+        if not path.is_file():
+            return False
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError):
+            return False
+        return arr.ndim == 2 and arr.dtype == np.float32 and arr.shape[0] == stop - start and (
+            width is None or arr.shape[1] == width)
+
+    def save_chunk(self, key: FeatureKey, tag: str, layer: str, start: int, stop: int, data: np.ndarray) -> None:
+        """Atomically store ``data`` ((stop - start, p) float32) as windows ``[start, stop)`` of ``layer``."""
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if data.ndim != 2 or data.shape[0] != stop - start:
+            raise InputError(f"chunk [{start}, {stop}) of layer {layer!r} needs {stop - start} rows; got shape {data.shape}")
+        key_json = self.folder(key) / "key.json"
+        if not key_json.is_file():
+            kd = key.as_dict()
+            _atomic_write(key_json, lambda f: f.write(json.dumps(kd, indent=1, sort_keys=True).encode()))
+        _atomic_write(self._chunk_path(key, tag, layer, start, stop), lambda f: np.save(f, data, allow_pickle=False))
+
+    def load_chunks(self, key: FeatureKey, tag: str, layer: str, bounds: Iterable[tuple[int, int]]) -> np.ndarray:
+        """Concatenate the chunks ``bounds`` (consecutive ``(start, stop)``) of ``layer``: (n, p) float32."""
+        parts = []
+        for a, b in bounds:
+            path = self._chunk_path(key, tag, layer, a, b)
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (FileNotFoundError, ValueError, OSError) as exc:
+                raise InputError(f"feature store chunk {path} is missing or unreadable: {exc}") from exc
+            if arr.ndim != 2 or arr.shape[0] != b - a:
+                raise InputError(f"feature store chunk {path} has shape {arr.shape}; expected {b - a} rows")
+            parts.append(arr)
+        return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+
+    def drop_partial(self, key: FeatureKey, layer: str | None = None) -> None:
+        """Delete the chunks of ``layer`` under every tag (all layers when None)."""
+        part = self.folder(key) / "partial"
+        if not part.is_dir():
+            return
+        if layer is None:
+            shutil.rmtree(part, ignore_errors=True)
+            return
+        for tag_dir in part.iterdir():
+            shutil.rmtree(tag_dir / _safe(layer), ignore_errors=True)
+            if tag_dir.is_dir() and not any(tag_dir.iterdir()):
+                tag_dir.rmdir()
+        if not any(part.iterdir()):
+            part.rmdir()
+
+    def partial_chunks(self, key: FeatureKey) -> list[Path]:
+        """Every chunk file stored under ``key`` (any tag, any layer)."""
+        part = self.folder(key) / "partial"
+        return sorted(p for p in part.rglob("*.npy") if not p.name.startswith(".")) if part.is_dir() else []
+
+    def sweep(self, key: FeatureKey) -> int:
+        """Delete temporary files under ``key`` left by writers that are no longer running; returns the count.
+
+        Chunks of layers whose final array is stored are deleted too.
+        """
+        folder = self.folder(key)
+        if not folder.is_dir():
+            return 0
+        n = 0
+        for p in folder.rglob(".*.tmp"):
+            m = _TMP.match(p.name)
+            if m and not _pid_alive(int(m.group(1))):
+                p.unlink(missing_ok=True)
+                n += 1
+        part = folder / "partial"
+        if part.is_dir():
+            for layer in self.layers(key):
+                self.drop_partial(key, layer)
+        return n
+
     @staticmethod
     def _read_json(path: Path) -> Any:
         try:
@@ -240,3 +346,15 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore({str(self.root)!r})"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

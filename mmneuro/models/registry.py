@@ -118,3 +118,56 @@ def _melspec(weights=None, device=None, allow_download=False, seed=0, **options)
     if weights is not None:
         raise InputError(f"model 'melspec' has no weights; got weights={weights!r}")
     return MelSpecAdapter(device=device, **options)
+
+
+# ---- the model zoo (issue 3) ----------------------------------------------------------------
+
+
+def _hf_factory(name: str, module: str, builder: str, hub_id: str, **fixed):
+    """A registry factory: resolve weights (hub id through the HF cache, folder or random)
+    and call ``<module>.<builder>.from_weights(resolved, name=name, **fixed, **options)``."""
+
+    def factory(weights=None, device=None, allow_download=False, seed=0, **options):
+        import importlib
+
+        from mmneuro.models.weights import resolve_weights
+
+        cls = getattr(importlib.import_module(module), builder)
+        resolved = resolve_weights(
+            weights, options.pop("hub_id", hub_id), allow_download=allow_download, seed=seed, model=name
+        )
+        return cls.from_weights(resolved, name=name, device=device, **fixed, **options)
+
+    return factory
+
+
+register("videomae", "VideoMAE-base (MCG-NJU/videomae-base): 16-frame clip per TR window; layers embeddings, layer-1..12")(
+    _hf_factory("videomae", "mmneuro.models.video", "VideoAdapter", "MCG-NJU/videomae-base", kind="videomae")
+)
+register("vivit", "ViViT-B 16x2 (google/vivit-b-16x2-kinetics400): 32-frame clip per TR window; layers embeddings, layer-1..12")(
+    _hf_factory("vivit", "mmneuro.models.video", "VideoAdapter", "google/vivit-b-16x2-kinetics400", kind="vivit")
+)
+register("ast", "Audio Spectrogram Transformer (MIT/ast-finetuned-audioset-10-10-0.4593), Kaldi fbank of each TR window; layer-0..12")(
+    _hf_factory("ast", "mmneuro.models.audio", "AudioAdapter", "MIT/ast-finetuned-audioset-10-10-0.4593", kind="ast")
+)
+register("wav2vec2", "wav2vec 2.0 base (facebook/wav2vec2-base-960h) per TR window (option context=SECONDS: causal); layer-0..12")(
+    _hf_factory("wav2vec2", "mmneuro.models.audio", "AudioAdapter", "facebook/wav2vec2-base-960h", kind="wav2vec2")
+)
+register("whisper", "Whisper-base encoder (openai/whisper-base), log-mel of each TR window (option context=SECONDS); layer-0..6")(
+    _hf_factory("whisper", "mmneuro.models.audio", "AudioAdapter", "openai/whisper-base", kind="whisper")
+)
+register("gpt2", "GPT-2 small (gpt2): causal word vectors with N-word left context (word = mean of sub-tokens); layer-0..12")(
+    _hf_factory("gpt2", "mmneuro.models.gpt", "GPT2Adapter", "gpt2")
+)
+register("qwen3-vl-moe", "Qwen3-VL-30B-A3B mixture of experts: video frames (+ words) per TR; hidden states + router logits per token")(
+    _hf_factory("qwen3-vl-moe", "mmneuro.models.moe", "MoEAdapter", "Qwen/Qwen3-VL-30B-A3B-Instruct")
+)
+register("tvlt", "TVLT-base (ZinengTang/tvlt-base, our torch port): 8 frames + 44.1 kHz log-mel per TR window, joint tokens; layers embeddings, layer-1..12; option block_cross_modal")(
+    _hf_factory("tvlt", "mmneuro.models.tvlt", "TVLTAdapter", "ZinengTang/tvlt-base")
+)
+register("clip", "CLIP ViT-B/32 (openai/clip-vit-base-patch32): vision tower on TR frames, text tower on the TR's words; vision/..., text/...")(
+    _hf_factory("clip", "mmneuro.models.twotower", "TwoTowerAdapter", "openai/clip-vit-base-patch32", kind="clip")
+)
+register("clap", "CLAP HTSAT unfused (laion/clap-htsat-unfused): audio tower on 48 kHz TR audio, text tower on the TR's words")(
+    _hf_factory("clap", "mmneuro.models.twotower", "TwoTowerAdapter", "laion/clap-htsat-unfused", kind="clap")
+)
