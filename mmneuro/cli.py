@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--weights", help="HUB_ID, local folder, or 'random' (labelled in every output)")
     enc.add_argument("--features", help="precomputed features: an .npz (times + one array per layer) "
                                         "or a folder of <run>.npz")
+    enc.add_argument("--window", help="'clip' (default for frame/audio models) or 'context:SECONDS'; "
+                                      "the same cache keys as `mmneuro extract`")
     enc.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
     enc.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     enc.add_argument("--delays", nargs="+", type=int, help="FIR delays in TRs (default: the dataset's)")
@@ -69,7 +71,8 @@ def run_encode(args: argparse.Namespace) -> None:
     results = pipeline.encode(
         model=args.model, subject=args.subject, dataset=args.dataset, layers=args.layers, weights=args.weights,
         features=args.features, out=args.out, allow_download=args.download, device=args.device,
-        delays=args.delays, seed=args.seed, feature_detrend=parse_detrend(args.feature_detrend), progress=not args.no_progress, command=sys.argv, **kwargs)
+        delays=args.delays, seed=args.seed, feature_detrend=parse_detrend(args.feature_detrend), window=args.window,
+        progress=not args.no_progress, command=sys.argv, **kwargs)
     print(pipeline.main_out_dir(results))
 
 
