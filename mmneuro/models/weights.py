@@ -53,7 +53,7 @@ class ResolvedWeights(WeightsInfo):
 def guidance(hub_id: str | None, model: str | None = None) -> str:
     """The text telling a user how to make weights available offline."""
     hid = hub_id or "<org>/<name>"
-    m = f" --model {model}" if model else ""
+    m = f" of {model}" if model else ""
     return (
         "Provide the weights in one of these ways:\n"
         f"  1. --weights /path/to/folder   a folder saved with `save_pretrained` (config.json + weight files);\n"
