@@ -243,3 +243,46 @@ def test_stimulus_files_become_runs(media, tmp_path):
         stimulus_runs(tmp_path / "nope")
     with pytest.raises(InputError, match="not a stimulus file"):
         stimulus_runs(d / "notes.md")
+
+
+# ---- words heard inside frame/audio windows ---------------------------------------------------
+
+
+class WordWaveProbe(WaveProbe):
+    """A waveform adapter that also reads text (no ``wants_words`` attribute: "text" in modalities)."""
+
+    modalities = ("audio", "text")
+    preprocess_workers = 1  # windows recorded in order
+
+    def preprocess(self, sample):
+        self.seen.append(list(sample.text))
+        return super().preprocess(sample)
+
+
+def test_audio_windows_carry_the_words_whose_midpoints_they_hold(media, tmp_path):
+    from test_extract import make_words
+
+    # step 0.4 s, duration 0.2 s: midpoints 0.1, 0.5, 0.9, 1.3, ..., 4.5 s (12 words)
+    words = [f"w{i}" for i in range(12)]
+    run = run6(media, words=make_words(tmp_path / "w.tsv", words))
+    probe = WordWaveProbe()
+    extract_run(probe, run, progress=False, batch_size=4)
+    mids = np.arange(12) * 0.4 + 0.1
+    expect = [[w for w, m in zip(words, mids) if i <= m < i + 1] for i in range(6)]
+    assert probe.seen[::2] == expect and expect[5] == [] and sum(map(len, expect)) == 12
+    # context windows hear the words of the whole span; the words file keys the store
+    probe = WordWaveProbe()
+    extract_run(probe, run, window="context:2", progress=False, batch_size=4)
+    assert probe.seen[2 * 2] == expect[1] + expect[2]
+    store = FeatureStore(tmp_path / "store")
+    rep: list = []
+    extract_run(WordWaveProbe(), run, store=store, progress=False, report=rep)
+    other = run6(media, words=make_words(tmp_path / "w2.tsv", words[::-1]))
+    extract_run(WordWaveProbe(), other, store=store, progress=False, report=rep)
+    assert rep[1].key != rep[0].key and rep[1].computed_layers == ["rms"]
+    # an explicit wants_words=False wins over the modalities; a missing words file is an error
+    quiet = WordWaveProbe()
+    quiet.wants_words = False
+    assert plan_windows(quiet, run).window_words is None
+    with pytest.raises(InputError, match="run 'run-1' has no words file, but model 'waveprobe' reads the words"):
+        plan_windows(WordWaveProbe(), run6(media))

@@ -288,12 +288,24 @@ def test_uniform_frame_times():
         uniform_frame_times(1.0, 1.0, 3)
 
 
-def test_context_windows_clip_at_run_start():
-    t = np.array([0.745, 2.235, 3.725, 10.0])
-    win = context_windows(t, 3.0)
-    np.testing.assert_allclose(win[:, 1], t)
-    np.testing.assert_allclose(win[:, 0], [0.0, 0.0, 0.725, 7.0])
+def test_context_windows_end_where_the_tr_clip_ends():
+    from mmneuro.stimuli.windows import clip_to_media, parse_window, words_in_windows
+
+    t = np.array([0.75, 2.25, 3.75, 10.5])  # TR 1.5 s
+    win = context_windows(t, 3.0, tr=1.5)
+    # the 3 s ending at the end of each TR's clip: [t + 0.75 - 3, t + 0.75)
+    np.testing.assert_allclose(win, [[-1.5, 1.5], [0.0, 3.0], [1.5, 4.5], [8.25, 11.25]])
+    np.testing.assert_allclose(win, parse_window("context:3").spans(t, 1.5))
+    np.testing.assert_allclose(context_windows(t, 1.5, tr=1.5), tr_windows(t, 1.5))  # context:<tr> == clip
+    assert np.all(win[:, 1] == tr_windows(t, 1.5)[:, 1])  # never past the TR's clip
+    # run start: clipped to the media, shorter, never padded
+    np.testing.assert_allclose(clip_to_media(win, 12.0)[:, 0], [0.0, 0.0, 1.5, 8.25])
     with pytest.raises(InputError):
-        context_windows(t, -1.0)
+        context_windows(t, -1.0, tr=1.5)
     with pytest.raises(InputError):
-        context_windows(np.array([-1.0]), 1.0)
+        context_windows(t, 3.0, tr=0.0)
+    with pytest.raises(TypeError):
+        context_windows(t, 3.0)  # the TR is required: the window ends where its clip ends
+    # words by midpoint, half-open spans, file order kept
+    got = words_in_windows([0.2, 1.5, 0.9, 3.0, 7.0], [[0.0, 1.5], [1.5, 3.0], [4.0, 5.0]])
+    assert [g.tolist() for g in got] == [[0, 2], [1], []]

@@ -1,4 +1,4 @@
-"""Two-tower models (CLIP, CLAP) on tiny random configs: tower layers, projections, words."""
+"""Two-tower models (CLIP, CLAP, X-CLIP) on tiny random configs: tower layers, projections, words."""
 
 from __future__ import annotations
 
@@ -100,6 +100,22 @@ def test_text_layers_need_words(clip):
     assert clip.tokenizer.decode(item["input_ids"]).split()[-2:] == ["w59", "[SEP]"]
 
 
+def test_clip_text_tower_pools_a_token_the_tokenizer_emits(clip):
+    from transformers import CLIPModel
+
+    from mmneuro.models.twotower import TwoTowerAdapter
+
+    # random weights + the MiniLM stand-in: the tower pools [SEP], so the projection reads every word
+    assert clip.config.text_config.eos_token_id == clip.tokenizer.sep_token_id
+    batch = clip.collate([clip.preprocess(WindowInput(frames=frames(4), text=["a", w])) for w in ("dog", "fish")])
+    with torch.inference_mode():
+        proj = clip.pool(clip.forward(batch), layers=["text/projection"])["text/projection"]
+    assert np.abs(proj[0] - proj[1]).max() > 1e-4
+    # CLIP's own end id (49407) with a tokenizer that never emits it would pool the first token: refused
+    with pytest.raises(InputError, match="never emits it"):
+        TwoTowerAdapter(CLIPModel(tiny_clip()), "clip", clip.tokenizer, clip.weights, device="cpu")
+
+
 def test_clap_audio_matches_feature_extractor_and_towers(clap):
     from transformers import ClapFeatureExtractor
 
@@ -153,5 +169,89 @@ def test_sensory_towers_run_through_the_driver(tmp_path):
     assert feats["audio/layer-2"].data.shape == (2, 32) and feats["audio/projection"].data.shape == (2, 16)
     assert np.abs(np.diff(feats["audio/projection"].data, axis=0)).max() > 1e-4
     both = get_adapter("clip", weights="random", config=tiny_clip(), device="cpu", n_frames=2)
-    with pytest.raises(InputError, match="words of each window"):
+    assert both.wants_words and not clip.wants_words and clip.modalities == ("video",)
+    with pytest.raises(InputError, match="run 'r' has no words file, but model 'clip' reads the words"):
         extract_run(both, run, progress=False)
+
+
+# ---- X-CLIP ------------------------------------------------------------------------------------
+
+
+def tiny_xclip():
+    from transformers import XCLIPConfig
+
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    return XCLIPConfig(
+        text_config=dict(vocab_size=30522, max_position_embeddings=32, **small),
+        vision_config=dict(image_size=32, patch_size=8, num_frames=3, mit_hidden_size=16, mit_intermediate_size=32,
+                           mit_num_attention_heads=2, **small),
+        projection_dim=16, prompt_layers=1, prompt_num_attention_heads=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def xclip():
+    return get_adapter("xclip", weights="random", config=tiny_xclip(), device="cpu", attentions=True)
+
+
+def test_xclip_layers_match_a_direct_xclip_model_run(xclip):
+    assert "xclip" in available_models()
+    assert xclip.n_frames == 3 and xclip.weights.is_random and xclip.wants_words
+    assert xclip.layer_names == [f"vision/layer-{i}" for i in range(3)] + ["vision/projection", "vision/mit"] + [
+        f"text/layer-{i}" for i in range(3)] + ["text/projection", "text/prompted"]
+    texts = [["a", "dog", "barks", "loudly"], ["hi"]]
+    windows = [WindowInput(frames=frames(10 + i), text=t) for i, t in enumerate(texts)]
+    batch = xclip.collate([xclip.preprocess(w) for w in windows])
+    assert batch["pixel_values"].shape == (2, 3, 3, 32, 32)
+    m = xclip.model
+    with torch.inference_mode():
+        out = xclip.forward(batch, want_attentions=True)
+        pooled = xclip.pool(out)
+        for i in range(2):
+            n = int(batch["attention_mask"][i].sum())
+            ids, pv = batch["input_ids"][i : i + 1, :n], batch["pixel_values"][i : i + 1]
+            o = m(input_ids=ids, pixel_values=pv, output_hidden_states=True)
+            vh = o.vision_model_output.hidden_states
+            for k in range(3):
+                expect = vh[k].reshape(3, 17, 32).mean(1).mean(0)
+                np.testing.assert_allclose(pooled[f"vision/layer-{k}"][i], expect.numpy(), rtol=1e-4, atol=1e-5)
+                th = o.text_model_output.hidden_states[k][0].mean(0)
+                np.testing.assert_allclose(pooled[f"text/layer-{k}"][i], th.numpy(), rtol=1e-4, atol=1e-5)
+            per_frame = m.visual_projection(o.vision_model_output.pooler_output)  # (3, 16): the MIT input
+            np.testing.assert_allclose(pooled["vision/projection"][i], per_frame.mean(0).numpy(), rtol=1e-4, atol=1e-5)
+            video = m.get_video_features(pixel_values=pv).pooler_output[0]
+            np.testing.assert_allclose(pooled["vision/mit"][i], video.numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(F.normalize(torch.from_numpy(pooled["vision/mit"][i]), dim=0).numpy(),
+                                       o.video_embeds[0].numpy(), rtol=1e-4, atol=1e-5)
+            text = m.get_text_features(input_ids=ids).pooler_output[0]
+            np.testing.assert_allclose(pooled["text/projection"][i], text.numpy(), rtol=1e-4, atol=1e-5)
+            # the video-specific prompt: XCLIPModel's text_embeds for this window's own video (L2-normalised there)
+            np.testing.assert_allclose(F.normalize(torch.from_numpy(pooled["text/prompted"][i]), dim=0).numpy(),
+                                       o.text_embeds[0, 0].numpy(), rtol=1e-4, atol=1e-5)
+    assert pooled["text/prompted"].shape == (2, 16) and pooled["vision/layer-1"].shape == (2, 32)
+    assert np.abs(pooled["text/prompted"] - pooled["text/projection"]).max() > 1e-4
+    # attentions: cross-frame vision blocks (17 tokens + the message token), causal text blocks
+    assert set(out.attentions) == {"vision/layer-1", "vision/layer-2", "text/layer-1", "text/layer-2"}
+    assert out.attentions["vision/layer-1"].shape == (2, 3, 2, 18, 18)
+    a = out.attentions["text/layer-2"]
+    assert a.shape == (2, 2, batch["input_ids"].shape[1], batch["input_ids"].shape[1])
+    torch.testing.assert_close(out.attentions["vision/layer-2"].sum(-1), torch.ones(2, 3, 2, 18))
+    torch.testing.assert_close(a[0].sum(-1), torch.ones(2, a.shape[2]))
+
+
+def test_xclip_prompt_depends_on_the_video_and_frame_count_is_fixed(xclip):
+    words = ["a", "red", "ball"]
+    batch = xclip.collate([xclip.preprocess(WindowInput(frames=frames(s), text=words)) for s in (20, 21)])
+    with torch.inference_mode():
+        pooled = xclip.pool(xclip.forward(batch))
+    np.testing.assert_allclose(pooled["text/projection"][0], pooled["text/projection"][1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled["text/layer-2"][0], pooled["text/layer-2"][1], rtol=1e-5, atol=1e-6)
+    assert np.abs(pooled["text/prompted"][0] - pooled["text/prompted"][1]).max() > 1e-5
+    with pytest.raises(InputError, match="exactly 3 frames"):
+        get_adapter("xclip", weights="random", config=tiny_xclip(), device="cpu", n_frames=4)
+    with pytest.raises(InputError, match="reads 3 frames per window; got 2"):
+        xclip.preprocess(WindowInput(frames=frames(0, n=2), text=words))
+    text_only = get_adapter("xclip", weights="random", config=tiny_xclip(), device="cpu", towers=("text",))
+    assert text_only.layer_names[-1] == "text/projection" and text_only.modalities == ("text",)
+    vision_only = get_adapter("xclip", weights="random", config=tiny_xclip(), device="cpu", towers=("vision",))
+    assert not vision_only.wants_words and vision_only.layer_names[-1] == "vision/mit"

@@ -13,6 +13,13 @@ ending where each TR's clip ends; default: the adapter's ``default_window`` or `
 - ``"words"``: one window per word (the ``adapter.n_context`` preceding words + the word),
   stamped with the word's midpoint (window kinds do not apply).
 
+Frame/audio adapters that read text too (``adapter.wants_words``; when the attribute is
+absent, ``"text" in adapter.modalities``) also get the words heard during each window:
+``WindowInput.text`` lists, in file order, the words of ``run.words`` whose midpoints lie in
+the window's ``[start, end)`` span (an empty list when none). The words file joins the
+files keying the feature store and ``params["words"] = "midpoint-in-window"`` marks the
+window parameters, so features computed without words are never reused for them.
+
 Windows are clipped to the media at run starts and ends (shorter, never padded); a window
 left empty is an error naming the TR.
 
@@ -45,11 +52,13 @@ import torch
 
 from mmneuro.errors import InputError
 from mmneuro.models.base import ModelAdapter, TimedFeatures, WindowInput, pick_device
-from mmneuro.stimuli.windows import WindowSpec, clip_to_media, parse_window, sample_bounds, select_frames
+from mmneuro.stimuli.windows import (
+    WindowSpec, clip_to_media, parse_window, sample_bounds, select_frames, words_in_windows,
+)
 
 __all__ = [
     "TimedFeatures", "WindowPlan", "RunReport", "MediaRun", "extract_run", "compute_features", "plan_windows",
-    "infer_tr", "stimulus_runs", "DEFAULT_CHUNK_WINDOWS",
+    "infer_tr", "stimulus_runs", "wants_words", "DEFAULT_CHUNK_WINDOWS",
 ]
 
 #: windows per committed chunk (rounded up to a multiple of the batch size)
@@ -60,6 +69,20 @@ DEFAULT_PREFETCH = 4
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 WORDS_SUFFIXES = (".tsv", ".textgrid")
+
+
+def wants_words(adapter: ModelAdapter) -> bool:
+    """Whether a frame/audio ``adapter`` reads the words heard in each window.
+
+    ``adapter.wants_words`` when the adapter sets it, else ``"text" in adapter.modalities``.
+    Word models (input_kind ``"words"``) read words by construction and return False here.
+    """
+    if adapter.input_kind == "words":
+        return False
+    flag = getattr(adapter, "wants_words", None)
+    if flag is not None:
+        return bool(flag)
+    return "text" in tuple(adapter.modalities)
 
 
 def infer_tr(tr_times: np.ndarray) -> float:
@@ -94,6 +117,8 @@ class WindowPlan:
         than ``n_frames`` repeat frames in place.
     current_start : (n,) float64 start of each TR's own clip, for context windows: waveform
         windows then carry ``current_samples`` (how many trailing samples are the TR's clip).
+    window_words : per window, the words (file order) whose midpoints lie in its span, for
+        frame/audio adapters that read words; None otherwise.
     """
 
     times: np.ndarray
@@ -111,6 +136,7 @@ class WindowPlan:
     words: list[str] | None = None
     n_context: int = 0
     current_start: np.ndarray | None = None
+    window_words: list[list[str]] | None = None
     _wav: np.ndarray | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -168,6 +194,8 @@ class WindowPlan:
                 wi = WindowInput()
                 if frames_of is not None:
                     wi.frames = frames_of(int(i))
+                if self.window_words is not None:
+                    wi.text = list(self.window_words[int(i)])
                 if wav is not None:
                     a, b = bounds[i]
                     wi.waveform = wav[a:b]
@@ -293,6 +321,18 @@ def plan_windows(adapter: ModelAdapter, run, tr: float | None = None, window: st
         plan.files.append(Path(run.audio))
         if plan.video is None:
             plan.spans = aspans
+    if wants_words(adapter):
+        from mmneuro.stimuli.words import read_words
+
+        if run.words is None:
+            raise InputError(
+                f"run {run.name!r} has no words file, but model {adapter.name!r} reads the words heard in each "
+                f"window; give the run a words file (TSV/TextGrid) or build the model without its text input"
+            )
+        words = read_words(run.words)
+        plan.window_words = [[words.words[j] for j in idx] for idx in words_in_windows(words.midpoints, plan.spans)]
+        plan.files.append(Path(run.words))
+        params["words"] = "midpoint-in-window"
     return plan
 
 

@@ -1,7 +1,9 @@
 """Qwen3-VL-MoE: a multimodal mixture-of-experts model, hidden states and router logits.
 
-One window = the TR's video frames (+ the words heard in it, when the window carries
-``text``). The frames are resized/centre-cropped to ``image_size`` (a multiple of
+One window = the TR's video frames + the words heard in it (``WindowInput.text``: through
+:func:`~mmneuro.features.extract.extract_run`, the words of the run's words file whose
+midpoints lie in the window, so a run needs a words file; ``words=False`` reads frames
+only and ignores any ``text``). The frames are resized/centre-cropped to ``image_size`` (a multiple of
 ``patch_size * spatial_merge_size``), normalised with mean/std 0.5, grouped in pairs
 (``temporal_patch_size``; an odd count repeats the last frame) and cut into patches in
 the vision tower's order. The prompt is built as the Qwen3-VL processor does for video,
@@ -55,6 +57,7 @@ class MoEAdapter(ModelAdapter):
         repeating the last frame).
     image_size : frame side after resize/crop (a multiple of patch_size * merge size).
     frame_interval : seconds between frames, for the timestamp tokens.
+    words : read the words heard in each window after the video tokens (default True).
     device : torch device (None: CUDA when available).
     """
 
@@ -66,8 +69,10 @@ class MoEAdapter(ModelAdapter):
     version = "moe-1"
 
     def __init__(self, model, tokenizer, weights: WeightsInfo, name: str = "qwen3-vl-moe", n_frames: int = 4,
-                 image_size: int | None = None, frame_interval: float = 0.5, device=None):
+                 image_size: int | None = None, frame_interval: float = 0.5, words: bool = True, device=None):
         self.model = model.eval()
+        self.wants_words = bool(words)
+        self.modalities = ("video", "text") if self.wants_words else ("video",)
         self.config = model.config
         self.tokenizer = tokenizer
         self.weights = weights
@@ -114,7 +119,7 @@ class MoEAdapter(ModelAdapter):
         return cls(model, tok, resolved.info, name=name, **kw)
 
     def window_params(self):
-        return {"n_frames": self.n_frames, "image_size": self.image_size, "words": "window-text-if-given"}
+        return {"n_frames": self.n_frames, "image_size": self.image_size, "words": "window" if self.wants_words else "none"}
 
     # ---- protocol -------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -142,7 +147,7 @@ class MoEAdapter(ModelAdapter):
             stamp = self._ids(f"<{t:.1f} seconds>")
             ids += stamp + [cfg.vision_start_token_id] + [cfg.video_token_id] * per_step + [cfg.vision_end_token_id]
             kind += [1] * (len(stamp) + 1) + [2] * per_step + [1]
-        if sample.text is not None and len(sample.text):
+        if self.wants_words and sample.text is not None and len(sample.text):
             words = self._ids(" " + " ".join(str(w) for w in sample.text))
             ids += words
             kind += [0] * len(words)

@@ -171,3 +171,6 @@ register("clip", "CLIP ViT-B/32 (openai/clip-vit-base-patch32): vision tower on 
 register("clap", "CLAP HTSAT unfused (laion/clap-htsat-unfused): audio tower on 48 kHz TR audio, text tower on the TR's words")(
     _hf_factory("clap", "mmneuro.models.twotower", "TwoTowerAdapter", "laion/clap-htsat-unfused", kind="clap")
 )
+register("xclip", "X-CLIP B/32 (microsoft/xclip-base-patch32): 8 TR frames through cross-frame vision + MIT, text tower on the TR's words; vision/..., text/...")(
+    _hf_factory("xclip", "mmneuro.models.xclip", "XCLIPAdapter", "microsoft/xclip-base-patch32")
+)

@@ -14,20 +14,25 @@ defines it).
   (the checkpoint's parameters: 64-band log-mel, repeat-padded to 10 s; a window longer
   than that is refused rather than randomly cropped). HTSAT stage outputs
   ``(B, C, H, W)`` become ``(B, H*W, C)`` tokens.
-- ``text``: the window's words (``WindowInput.text``, e.g. the narration heard in the TR)
-  joined by spaces; when they exceed the tower's length limit the earliest words are
-  dropped. A window without a ``text`` field runs no text tower, and asking for a text
-  layer then raises :class:`InputError`; an empty word list is valid (only the special
-  tokens are read).
+- ``text``: the window's words (``WindowInput.text``: through
+  :func:`~mmneuro.features.extract.extract_run`, the words of the run's words file whose
+  midpoints lie in the window) joined by spaces; when they exceed the tower's length limit
+  the earliest words are dropped. A window without a ``text`` field runs no text tower, and
+  asking for a text layer then raises :class:`InputError`; an empty word list is valid
+  (only the special tokens are read). ``wants_words`` is True when the text tower is
+  exposed, so the driver then requires a words file.
 
 Random weights use ``config`` or the default checkpoint's architecture and, for the text
 tower, the tokenizer at ``tokenizer_path`` (default: the packaged MiniLM WordPiece
-vocabulary) as a stand-in. Attentions: the vision and text towers (``"vision/layer-i"``
+vocabulary) as a stand-in; CLIP's text tower then pools that tokenizer's end token
+(``text_config.eos_token_id`` is set to it, else the pooled token would be the first one). Attentions: the vision and text towers (``"vision/layer-i"``
 ``(B, F, heads, T, T)``, ``"text/layer-i"`` ``(B, heads, T, T)``); CLAP's windowed
 (Swin) audio attentions are not returned.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -83,6 +88,7 @@ class TwoTowerAdapter(ModelAdapter):
         if bad or not towers:
             raise InputError(f"model {self.name!r} has towers {[self.sensory, 'text']}; got {list(towers)}")
         self.towers = towers
+        self.wants_words = "text" in towers
         proc = processor or {}
         if kind == "clip":
             self.modalities = ("video", "text")
@@ -105,9 +111,18 @@ class TwoTowerAdapter(ModelAdapter):
             self.extractor = ClapFeatureExtractor(**proc)
             self.sample_rate = int(self.extractor.sampling_rate)
             n_sensory = len(self.config.audio_config.depths) + 1
+        self.modalities = tuple(m for m in self.modalities if m != "text" or self.wants_words)
         self.text_max = int(min(self.config.text_config.max_position_embeddings, 512))
         if kind == "clap":
             self.text_max -= 2  # RoBERTa positions start after the padding index
+        if kind == "clip" and "text" in towers:
+            eos = self.config.text_config.eos_token_id
+            if eos != 2 and eos not in tokenizer("a")["input_ids"]:  # 2: CLIP's legacy rule (largest id)
+                raise InputError(
+                    f"model {self.name!r}: the text tower pools the end-of-text token (id {eos}) but the tokenizer "
+                    "never emits it; its text/projection would read the first token only. Use the checkpoint's "
+                    "tokenizer, or set text_config.eos_token_id to the tokenizer's end token"
+                )
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         names = []
         if self.sensory in towers:
@@ -125,14 +140,16 @@ class TwoTowerAdapter(ModelAdapter):
 
         from mmneuro.models.text import minilm_folder
 
-        if kind == "clip":
-            model = build_model(resolved, tf.CLIPModel, tf.CLIPConfig, config, attentions)
-        elif kind == "clap":
-            model = build_model(resolved, tf.ClapModel, _clap_unfused_config, config, attentions)
-        else:
+        if kind not in ("clip", "clap"):
             raise InputError(f"unknown two-tower kind {kind!r}")
         path = tokenizer_path or (minilm_folder() if resolved.is_random else resolved.path)
         tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if kind == "clip":
+            if resolved.is_random:
+                config = _clip_config_for_tokenizer(copy.deepcopy(config) if config is not None else tf.CLIPConfig(), tok)
+            model = build_model(resolved, tf.CLIPModel, tf.CLIPConfig, config, attentions)
+        else:
+            model = build_model(resolved, tf.ClapModel, _clap_unfused_config, config, attentions)
         if len(tok) > model.config.text_config.vocab_size:
             raise InputError(f"tokenizer has {len(tok)} tokens; the text tower's vocab_size is {model.config.text_config.vocab_size}")
         proc = {**preprocessor_config(resolved), **(kw.pop("processor", None) or {})}
@@ -150,7 +167,7 @@ class TwoTowerAdapter(ModelAdapter):
         """-> pixel_values (F, 3, S, S) | input_features (1, T, M); input_ids (L,) when text."""
         item: dict[str, torch.Tensor] = {}
         if self.sensory in self.towers:
-            if self.kind == "clip":
+            if self.sensory == "vision":
                 x = self.transform(sample.frames, self.name)
                 if len(x) != self.n_frames:
                     raise InputError(f"model {self.name!r} reads {self.n_frames} frames per window; got {len(x)}")
@@ -165,16 +182,20 @@ class TwoTowerAdapter(ModelAdapter):
                 feats = self.extractor(w, sampling_rate=self.sample_rate, return_tensors="pt")
                 item["input_features"] = feats["input_features"][0]
         if "text" in self.towers and sample.text is not None:
-            words = [str(w) for w in sample.text]
-            while True:
-                ids = self.tokenizer(" ".join(words), add_special_tokens=True)["input_ids"]
-                if len(ids) <= self.text_max or not words:
-                    break
-                words = words[1:]
-            if len(ids) > self.text_max:
-                raise InputError(f"the text tower reads at most {self.text_max} tokens; got {len(ids)}")
-            item["input_ids"] = torch.tensor(ids, dtype=torch.long)
+            item["input_ids"] = self._text_ids(sample.text)
         return item
+
+    def _text_ids(self, text) -> torch.Tensor:
+        """Words -> (L,) token ids with special tokens, earliest words dropped to fit ``text_max``."""
+        words = [str(w) for w in text]
+        while True:
+            ids = self.tokenizer(" ".join(words), add_special_tokens=True)["input_ids"]
+            if len(ids) <= self.text_max or not words:
+                break
+            words = words[1:]
+        if len(ids) > self.text_max:
+            raise InputError(f"the text tower reads at most {self.text_max} tokens; got {len(ids)}")
+        return torch.tensor(ids, dtype=torch.long)
 
     def collate(self, items):
         out = {}
@@ -255,13 +276,25 @@ class TwoTowerAdapter(ModelAdapter):
             )
         out = {}
         for layer in names:
-            is_text_tokens = layer.startswith("text/") and not layer.endswith("/projection")
+            is_text_tokens = layer.startswith("text/layer-")
             group = output.token_groups["text"] if is_text_tokens else slice(None)
             out[layer] = masked_mean(output.hidden[layer], group).cpu().numpy().astype(np.float32, copy=False)
         return out
 
     def pooling_label(self, how=None):
         return "mean-tokens,mean-frames" if self.kind == "clip" else "mean-tokens"
+
+
+def _clip_config_for_tokenizer(config, tokenizer):
+    """Random CLIP with a stand-in tokenizer: pool the tokenizer's end token (``[SEP]`` for
+    the MiniLM WordPiece vocabulary) rather than CLIP's id 49407, which it never emits."""
+    end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    tc = config.text_config
+    if end is not None and tc.eos_token_id != 2 and tc.eos_token_id not in tokenizer("a")["input_ids"]:
+        tc.eos_token_id = int(end)
+        if tokenizer.cls_token_id is not None:
+            tc.bos_token_id = int(tokenizer.cls_token_id)
+    return config
 
 
 def _clap_unfused_config():

@@ -4,7 +4,8 @@ All times are seconds on the stimulus clock of one run (0 = start of the run's m
 Windows are half-open ``[start, end)`` rows of an ``(n, 2)`` float64 array.
 
 Two kinds (:class:`WindowSpec`, parsed from ``"clip"`` / ``"context:SECONDS"``): the clip
-spanning each TR, and the causal context before each TR. :func:`select_frames` picks a
+spanning each TR, and the causal context ending where that clip ends (also
+:func:`context_windows`). :func:`select_frames` picks a
 window's video frames deterministically (distinct unless the window shows too few, which is
 repeated in place with the count recorded, or raised); :func:`sample_bounds` its audio.
 """
@@ -53,28 +54,51 @@ def tr_windows(tr_times, tr: float) -> np.ndarray:
     return np.stack([t - half, t + half], axis=1)
 
 
-def context_windows(tr_times, seconds: float) -> np.ndarray:
-    """The stimulus heard/seen during the ``seconds`` before each acquisition time.
+def context_windows(tr_times, seconds: float, tr: float) -> np.ndarray:
+    """The ``seconds`` of stimulus ending where each TR's clip ends.
+
+    The one meaning of "context window" in mmneuro (the same spans as
+    ``parse_window("context:SECONDS").spans``): the TR's own clip ``[t - tr/2, t + tr/2)``
+    preceded by ``seconds - tr`` of earlier stimulus. Nothing after the TR's clip is read,
+    and ``context_windows(t, tr, tr)`` equals :func:`tr_windows` ``(t, tr)``.
 
     Parameters
     ----------
-    tr_times : (n,) acquisition times in seconds (>= 0).
+    tr_times : (n,) acquisition times in seconds.
     seconds : context length in seconds.
+    tr : repetition time in seconds.
 
     Returns
     -------
-    (n, 2) float64 ``[max(t - seconds, 0), t)``.
-
-    Run start: no stimulus exists before 0, so windows of the first TRs are clipped to start
-    at 0 and are *shorter* than ``seconds`` (a TR at ``t = 0`` gets the empty window
-    ``[0, 0)``). Callers that need equal lengths must handle those rows themselves (e.g.
-    left-pad with silence/blank frames); nothing here pads silently.
+    (n, 2) float64 ``[t + tr/2 - seconds, t + tr/2)``, *not* clipped: the first TRs of a run
+    start before 0. :func:`clip_to_media` clips them to the media (shorter windows, never
+    padded), as the extraction driver does.
     """
-    t = _times(tr_times)
-    s = _positive(seconds, "seconds")
-    if t.size and t.min() < 0:
-        raise InputError(f"tr_times must be >= 0 for context windows, got {t.min():.6f}")
-    return np.stack([np.maximum(t - s, 0.0), t], axis=1)
+    return WindowSpec("context", _positive(seconds, "seconds")).spans(tr_times, tr)
+
+
+def words_in_windows(midpoints, spans) -> list[np.ndarray]:
+    """Which words fall in each window: the indices of ``midpoints`` inside ``[start, end)``.
+
+    Parameters
+    ----------
+    midpoints : (m,) word midpoints in seconds (any order).
+    spans : (n, 2) window ``[start, end)`` seconds.
+
+    Returns
+    -------
+    n int64 arrays of word indices, increasing (file order); empty for a window without words.
+    Windows that tile time give every word to exactly one window.
+    """
+    mid = np.asarray(midpoints, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(mid)):
+        raise InputError("word midpoints contain NaN or inf")
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+    order = np.argsort(mid, kind="stable")
+    ms = mid[order]
+    lo = np.searchsorted(ms, spans[:, 0], side="left")
+    hi = np.searchsorted(ms, spans[:, 1], side="left")
+    return [np.sort(order[a:b]).astype(np.int64) for a, b in zip(lo, hi)]
 
 
 def uniform_frame_times(start: float, end: float, n_frames: int) -> np.ndarray:
