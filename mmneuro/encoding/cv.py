@@ -13,7 +13,7 @@ from sklearn.model_selection import BaseCrossValidator
 
 from mmneuro.errors import InputError
 
-__all__ = ["contiguous_kfold", "LeaveRunsOut"]
+__all__ = ["contiguous_kfold", "LeaveRunsOut", "ChunkedBootstrap"]
 
 
 def _check_n_splits(n_splits, n_items: int, what: str) -> int:
@@ -152,6 +152,84 @@ class LeaveRunsOut(BaseCrossValidator):
         groups : array of shape (n_samples,)
             Run label of every sample.
         """
+        n = len(X)
+        idx = np.arange(n, dtype=np.int64)
+        for mask in self._iter_test_masks(X, y, groups):
+            yield idx[~mask], idx[mask]
+
+
+class ChunkedBootstrap(BaseCrossValidator):
+    """Huth-lab style bootstrap CV: hold out random chunks of consecutive samples.
+
+    Each of ``nboots`` splits cuts the samples into consecutive chunks of ``chunklen``
+    samples (a last, shorter remainder is never held out), shuffles the chunks and holds out
+    the first ``nchunks`` of them; everything else trains. This is the resampling of
+    ``bootstrap_ridge`` in the Huth lab's ``ridge.py`` (same parameter names), with numpy's
+    seeded generator instead of Python's ``random``: the same ``random_state`` gives the
+    same splits. Held-out chunks keep temporal autocorrelation out of the validation set
+    better than single samples. Scores are averaged over the ``nboots`` splits, as Huth
+    averages the bootstrap correlation matrices.
+
+    Parameters
+    ----------
+    nboots : int, default 15
+        Number of random splits (>= 1).
+    chunklen : int, default 40
+        Length of a held-out chunk, in samples (TRs).
+    nchunks : int, default 20
+        Chunks held out per split; ``nchunks * chunklen`` must leave at least one training
+        sample.
+    random_state : int or None, default 0
+        Seed of ``numpy.random.default_rng``; ``None`` draws fresh entropy (not reproducible).
+
+    Examples
+    --------
+    >>> cv = ChunkedBootstrap(nboots=2, chunklen=3, nchunks=2, random_state=0)
+    >>> [val.size for _, val in cv.split(np.zeros((20, 1)))]
+    [6, 6]
+    """
+
+    def __init__(self, nboots: int = 15, chunklen: int = 40, nchunks: int = 20,
+                 random_state=0):
+        self.nboots = nboots
+        self.chunklen = chunklen
+        self.nchunks = nchunks
+        self.random_state = random_state
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return int(self.nboots)
+
+    def _check(self, n_samples: int) -> tuple[int, int, int]:
+        vals = []
+        for name in ("nboots", "chunklen", "nchunks"):
+            val = getattr(self, name)
+            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < 1:
+                raise InputError(f"ChunkedBootstrap: {name} must be a positive integer; got {val!r}.")
+            vals.append(int(val))
+        nboots, chunklen, nchunks = vals
+        n_full = n_samples // chunklen
+        if nchunks > n_full or nchunks * chunklen >= n_samples:
+            raise InputError(
+                f"ChunkedBootstrap: cannot hold out nchunks={nchunks} chunks of chunklen={chunklen} "
+                f"from n_samples={n_samples} ({n_full} whole chunks) and keep training samples; "
+                "use fewer or shorter chunks."
+            )
+        return nboots, chunklen, nchunks
+
+    def _iter_test_masks(self, X=None, y=None, groups=None) -> Iterator[np.ndarray]:
+        n = len(X)
+        nboots, chunklen, nchunks = self._check(n)
+        rng = np.random.default_rng(self.random_state)
+        n_full = n // chunklen
+        for _ in range(nboots):
+            held = rng.permutation(n_full)[:nchunks]
+            mask = np.zeros(n, dtype=bool)
+            for c in np.sort(held):
+                mask[c * chunklen:(c + 1) * chunklen] = True
+            yield mask
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(train_idx, val_idx)`` int arrays, ``nboots`` pairs (``groups`` ignored)."""
         n = len(X)
         idx = np.arange(n, dtype=np.int64)
         for mask in self._iter_test_masks(X, y, groups):

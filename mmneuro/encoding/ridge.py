@@ -2,21 +2,10 @@
 
 Arrays in, arrays out: ``X`` is ``(n_samples, n_features)``, ``Y`` is ``(n_samples,)`` or
 ``(n_samples, n_targets)``, time first. No model, feature or file-format code lives here.
-
-The solver
-----------
-For a training matrix with thin SVD ``X = U diag(s) V^T`` (``k = min(n, p)`` components),
-the ridge solution for penalty ``alpha`` is::
-
-    B(alpha) = V diag(s / (s**2 + alpha)) U^T Y
-
-Per cross-validation fold the solver therefore needs ONE thin SVD of ``X_train`` (it works
-the same for ``p > n``), ``U^T Y_train`` once per batch of targets and ``X_val V`` once;
-the validation predictions for every alpha are then ``(X_val V * d_alpha) @ (U^T Y_train)``,
-an ``(n_val, k) @ (k, n_targets_batch)`` product, scored and discarded one alpha at a time
-(memory: one alpha's predictions for one batch of targets). The final refit uses one SVD
-of the full ``X`` and a per-target shrinkage ``d_{alpha_j}`` gathered column by column, so
-targets with different alphas cost a single matrix product.
+The estimator validates its input and parameters; the numerical work is
+:func:`mmneuro.encoding.solvers.solve_ridge_cv` (one eigen-decomposition per fold, the
+validation design projected once and reused across alphas, targets in memory-bounded
+chunks, numpy or torch backends).
 """
 
 from __future__ import annotations
@@ -28,20 +17,46 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from mmneuro.encoding.backends import BACKENDS, get_backend
 from mmneuro.encoding.cv import LeaveRunsOut, contiguous_kfold
-from mmneuro.encoding.metrics import _constant_columns
+from mmneuro.encoding.solvers import solve_ridge_cv
 from mmneuro.errors import InputError
 
-__all__ = ["RidgeCV", "DEFAULT_ALPHAS"]
+__all__ = ["RidgeCV", "DEFAULT_ALPHAS", "DEFAULT_MAX_MEMORY", "parse_memory"]
 
 #: Default grid of ridge penalties (himalaya / scikit-learn convention, see RidgeCV).
 DEFAULT_ALPHAS = np.logspace(0, 5, 11)
 
-#: Mean CV scores within this absolute distance of the best count as a tie; ties go to
-#: the largest alpha (the most regularised model).
-_TIE_TOL = 1e-10
+#: Default working-memory budget for one chunk of targets, in bytes (256 MiB).
+DEFAULT_MAX_MEMORY = 256 * 2**20
 
 _SCORES = ("correlation", "r2")
+_SOLVERS = ("auto", "primal", "dual")
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_memory(value, owner: str = "RidgeCV") -> int:
+    """Bytes from a number of bytes or a string such as ``"512MB"``, ``"2GiB"``, ``"1.5 GB"``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{owner}: max_memory must be bytes or a size like '512MB'; got {value!r}.")
+    if isinstance(value, numbers.Real):
+        out = float(value)
+    elif isinstance(value, str):
+        import re
+
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+        unit = m.group(2).upper() if m else None
+        if m is None or unit not in _UNITS:
+            raise InputError(
+                f"{owner}: max_memory={value!r} is not a size; use bytes or e.g. '512MB', '2GiB'."
+            )
+        out = float(m.group(1)) * _UNITS[unit]
+    else:
+        raise InputError(f"{owner}: max_memory must be bytes or a size like '512MB'; got {value!r}.")
+    if not np.isfinite(out) or out < 1:
+        raise InputError(f"{owner}: max_memory must be at least 1 byte; got {value!r}.")
+    return int(out)
 
 
 class _NonNumericError(InputError, TypeError):
@@ -84,65 +99,6 @@ def _check_finite(arr: np.ndarray, name: str, owner: str) -> None:
         )
 
 
-def _shrinkage(s: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """``d[a, j] = s_j / (s_j**2 + alpha_a)``, 0 where both are 0. Shape (n_alphas, k)."""
-    s64 = s.astype(np.float64)
-    den = s64[None, :] ** 2 + alphas[:, None].astype(np.float64)
-    d = np.divide(
-        np.broadcast_to(s64, den.shape), den, out=np.zeros_like(den), where=den > 0
-    )
-    return d.astype(s.dtype, copy=False)
-
-
-def _thin_svd(X: np.ndarray):
-    """Thin SVD ``X = U diag(s) Vt`` with ``k = min(n, p)`` components."""
-    try:
-        return np.linalg.svd(X, full_matrices=False)
-    except np.linalg.LinAlgError:  # gesdd can fail to converge on nasty input; gesvd is robust
-        import scipy.linalg
-
-        return scipy.linalg.svd(X, full_matrices=False, lapack_driver="gesvd")
-
-
-def _score_correlation(Yv_c: np.ndarray, yv_const: np.ndarray, yv_norm: np.ndarray,
-                       P: np.ndarray) -> np.ndarray:
-    """Correlation of each column of P with the (already centred) validation targets.
-
-    Zero (not NaN) where the validation target or the prediction is constant.
-    """
-    Pc = P - P.mean(axis=0)
-    num = np.einsum("ij,ij->j", Yv_c, Pc, dtype=np.float64)
-    p_norm = np.sqrt(np.einsum("ij,ij->j", Pc, Pc, dtype=np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = num / (yv_norm * p_norm)
-    bad = yv_const | _constant_columns(P, Pc) | ~np.isfinite(r)
-    r[bad] = 0.0
-    return r
-
-
-def _score_r2(Yv: np.ndarray, yv_const: np.ndarray, yv_sst: np.ndarray,
-              P: np.ndarray) -> np.ndarray:
-    """R^2 of each column of P for Yv (validation mean as reference). 0 where Yv is constant."""
-    R = Yv - P
-    sse = np.einsum("ij,ij->j", R, R, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - sse / yv_sst
-    r2[yv_const | ~np.isfinite(r2)] = 0.0
-    return r2
-
-
-def _select(mean_scores: np.ndarray, alphas: np.ndarray, per_target: bool) -> np.ndarray:
-    """Index of the chosen alpha for every target; ties (within _TIE_TOL) -> largest alpha."""
-    n_targets = mean_scores.shape[1]
-    if not per_target:
-        mean_scores = mean_scores.mean(axis=1, keepdims=True)
-    best = mean_scores.max(axis=0)
-    near = mean_scores >= best[None, :] - _TIE_TOL
-    by_size = np.argsort(-alphas, kind="stable")  # largest alpha first
-    first = np.argmax(near[by_size], axis=0)  # first (largest) alpha within the tie band
-    return np.broadcast_to(by_size[first], (n_targets,)).copy()
-
-
 class RidgeCV(RegressorMixin, BaseEstimator):
     """Ridge regression with one penalty per target, chosen by cross-validation.
 
@@ -169,8 +125,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         Candidate penalties; ``None`` means :data:`DEFAULT_ALPHAS` ``= np.logspace(0, 5, 11)``
         (``None`` rather than the array itself because scikit-learn's repr and clone
         machinery compare defaults with ``==``, which is ambiguous for arrays). Each
-        penalty must be finite and >= 0 (0 means least squares / minimum-norm solution:
-        singular directions with ``s == 0`` are then given weight 0).
+        penalty must be finite and >= 0 (0 means least squares / minimum-norm solution).
     cv : int, scikit-learn splitter, or iterable of (train_idx, val_idx), default 5
         * int ``K`` without ``groups``: ``K`` contiguous folds of consecutive samples, no
           shuffling (:func:`mmneuro.encoding.contiguous_kfold`).
@@ -178,7 +133,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
           split into ``K`` consecutive blocks (:class:`mmneuro.encoding.LeaveRunsOut`);
           ``K`` must not exceed the number of runs (use ``cv=LeaveRunsOut()`` for
           leave-one-run-out).
-        * an object with a ``split`` method (e.g. ``LeaveRunsOut()``, ``KFold``): called as
+        * an object with a ``split`` method (e.g. ``LeaveRunsOut()``, ``KFold``, or
+          :class:`mmneuro.encoding.ChunkedBootstrap` for Huth-style bootstrap CV with
+          ``nboots``, ``chunklen``, ``nchunks`` and a seed): called as
           ``cv.split(X, y, groups)``.
         * an iterable of ``(train_idx, val_idx)`` integer (or boolean-mask) pairs.
     scoring : {"correlation", "r2"}, default "correlation"
@@ -194,14 +151,29 @@ class RidgeCV(RegressorMixin, BaseEstimator):
     alpha_per_target : bool, default True
         If False, one alpha is shared by all targets: the one with the best CV score
         averaged over targets.
-    dtype : {"float64", "float32"}, default "float64"
-        Precision of the computation, coefficients and predictions. float64 is the default
-        because alpha selection compares small score differences; "float32" halves memory
-        and roughly doubles speed (scores are still accumulated in float64).
+    dtype : {"float32", "float64"}, default "float32"
+        Precision of the computation, coefficients and predictions. float32 halves memory
+        and is about twice as fast; scores are accumulated in float64 either way. Ask for
+        "float64" when comparing alphas whose scores differ by less than ~1e-5.
     n_targets_batch : int or None, default None
-        Targets processed together (CV and refit). ``None`` processes all at once; a smaller
-        number bounds the working memory to about ``(n_samples + k) * n_targets_batch``
-        values. The chosen alphas do not depend on it.
+        Targets processed together (one chunk of columns of ``y`` at a time, CV and refit).
+        ``None`` sizes the chunks from ``max_memory``. The chosen alphas do not depend on it.
+    backend : {"numpy", "torch", "torch_cuda"}, default "numpy"
+        Where the arithmetic runs (see :mod:`mmneuro.encoding.backends`). ``X`` and ``y``
+        stay on the host; ``X`` is moved once and ``y`` one chunk at a time, and the
+        results come back as numpy arrays.
+    max_memory : int, str or None, default None
+        Working-memory budget (bytes, or e.g. ``"512MB"``, ``"2GiB"``) for one chunk of
+        targets, on the backend's device; ``None`` means 256 MiB. The per-fold
+        decompositions (``n_folds * (k**2 + 2 * n_val * k)`` values, ``k`` = n_features on
+        the primal path, n_train on the dual path), the per-alpha validation operators
+        (``n_alphas * n_val * k`` values per fold, kept only when they fit in
+        ``2 * max_memory``; see ``route_``) and the outputs (``coef_`` is
+        ``n_features * n_targets``) come on top.
+    solver : {"auto", "primal", "dual"}, default "auto"
+        "primal": eigen-decomposition of the ``p x p`` Gram matrix per fold; "dual": of the
+        ``n_train x n_train`` kernel. "auto" takes the primal path when ``n_features`` is at
+        most the mean training-set size, else the dual one. Both give the same model.
 
     Attributes
     ----------
@@ -220,6 +192,14 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         The validated grid.
     n_splits_ : int
         Number of cross-validation folds used.
+    solver_ : str
+        Path taken, "primal" or "dual".
+    n_targets_batch_ : int
+        Targets per chunk actually used.
+    route_ : str
+        "operators" (per-alpha validation operators kept per fold) or "basis" (eigenbasis
+        projections per chunk; taken when the operators would exceed ``2 * max_memory``);
+        see :mod:`mmneuro.encoding.solvers`. Same results either way.
     n_features_in_ : int
 
     Degenerate inputs
@@ -228,7 +208,12 @@ class RidgeCV(RegressorMixin, BaseEstimator):
       chosen (ties within 1e-10 always go to the largest alpha).
     * All-zero (or constant, with ``fit_intercept=True``) features: predictions are constant,
       scores 0, largest alpha chosen, coefficients 0.
-    * ``p >> n``: handled by the thin SVD (k = n components); no special case.
+    * Duplicated features / rank-deficient ``X``: directions whose Gram (or kernel)
+      eigenvalue is within rounding of 0 (``<= k * eps * largest``) get weight 0 for every
+      alpha (exact arithmetic gives them none; in floating point ``1 / alpha`` would only
+      amplify rounding noise). With ``alpha = 0`` this is the minimum-norm least-squares
+      solution; duplicated columns share their weight equally.
+    * ``p >> n``: the dual (kernel) path, ``k = n_train`` components; no special case.
     * Validation fold whose target has zero variance: that fold contributes 0 to the target's
       mean score (both scores).
 
@@ -256,8 +241,11 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         scoring="correlation",
         fit_intercept=False,
         alpha_per_target=True,
-        dtype="float64",
+        dtype="float32",
         n_targets_batch=None,
+        backend="numpy",
+        max_memory=None,
+        solver="auto",
     ):
         self.alphas = alphas
         self.cv = cv
@@ -266,6 +254,9 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         self.alpha_per_target = alpha_per_target
         self.dtype = dtype
         self.n_targets_batch = n_targets_batch
+        self.backend = backend
+        self.max_memory = max_memory
+        self.solver = solver
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -333,8 +324,15 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         return X
 
     def _validate_y(self, y, n_samples: int, dtype) -> tuple[np.ndarray, bool]:
+        """2-D view of ``y``; float input is kept as is (cast chunk by chunk in the solver,
+        so a large ``y`` or a memmap is never copied whole)."""
         owner = self._owner()
-        Y = _as_float_array(y, "y", dtype, owner)
+        if y is None:
+            raise InputError(f"{owner} requires y to be passed, but the target y is None.")
+        if isinstance(y, np.ndarray) and y.dtype.kind == "f" and not np.iscomplexobj(y):
+            Y = y
+        else:
+            Y = _as_float_array(y, "y", dtype, owner)
         if Y.ndim not in (1, 2):
             raise InputError(
                 f"{owner}: y must be 1-D (n_samples,) or 2-D (n_samples, n_targets); got shape {Y.shape}."
@@ -346,9 +344,22 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             )
         if Y.ndim == 2 and Y.shape[1] == 0:
             raise InputError(f"{owner}: y has 0 targets (shape={Y.shape}); a minimum of 1 is required.")
-        _check_finite(Y, "y", owner)
         was_1d = Y.ndim == 1
-        return Y.reshape(n_samples, -1), was_1d
+        Y = Y.reshape(n_samples, -1)
+        step = max(1, (64 * 2**20) // (8 * n_samples))  # check 64 MB of columns at a time
+        n_nan = n_inf = 0
+        for s in range(0, Y.shape[1], step):
+            blk = Y[:, s:s + step]
+            if not np.isfinite(blk).all():
+                a, b = _count_nonfinite(blk)
+                n_nan += a
+                n_inf += b
+        if n_nan or n_inf:
+            raise InputError(
+                f"{owner}: y contains {n_nan} NaN and {n_inf} infinite values "
+                f"(out of {Y.size} entries, shape {Y.shape}); remove or impute them first."
+            )
+        return Y, was_1d
 
     def _folds(self, X, Y, groups) -> list[tuple[np.ndarray, np.ndarray]]:
         owner = self._owner()
@@ -433,79 +444,29 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             parameters or folds are invalid (the message names the numbers involved).
         """
         dtype, alphas, nb = self._check_params()
+        owner = self._owner()
+        if self.solver not in _SOLVERS:
+            raise InputError(f"{owner}: solver must be one of {_SOLVERS}; got {self.solver!r}.")
+        if not isinstance(self.backend, str) or self.backend not in BACKENDS:
+            raise InputError(f"{owner}: backend must be one of {BACKENDS}; got {self.backend!r}.")
+        max_memory = DEFAULT_MAX_MEMORY if self.max_memory is None else parse_memory(self.max_memory, owner)
+        backend = get_backend(self.backend)
         X = self._validate_X(X, dtype, reset=True)
         n, p = X.shape
         Y, was_1d = self._validate_y(y, n, dtype)
         n_targets = Y.shape[1]
         folds = self._folds(X, Y, groups)
-        nb = n_targets if nb is None else min(nb, n_targets)
-        batches = [slice(s, min(s + nb, n_targets)) for s in range(0, n_targets, nb)]
-        use_corr = self.scoring == "correlation"
 
-        # ---- cross-validation: score every alpha for every target, mean over folds
-        score_sum = np.zeros((alphas.size, n_targets), dtype=np.float64)
-        for train, val in folds:
-            Xtr = X[train]  # fancy indexing copies: safe to centre in place
-            Xv = X[val]
-            if self.fit_intercept:
-                x_mean = Xtr.mean(axis=0)
-                Xtr -= x_mean
-                Xv -= x_mean
-            U, s, Vt = _thin_svd(Xtr)
-            del Xtr
-            XvV = Xv @ Vt.T  # (n_val, k), reused for every alpha and batch
-            del Xv, Vt
-            D = _shrinkage(s, alphas)  # (n_alphas, k)
-            for b in batches:
-                Ytr = Y[train, b]
-                Yv = Y[val, b]
-                if self.fit_intercept:
-                    y_mean = Ytr.mean(axis=0)
-                    Ytr -= y_mean
-                    Yv -= y_mean
-                UtY = U.T @ Ytr  # (k, batch)
-                del Ytr
-                Yv_c = Yv - Yv.mean(axis=0)
-                yv_const = _constant_columns(Yv, Yv_c)
-                if use_corr:
-                    yv_stat = np.sqrt(np.einsum("ij,ij->j", Yv_c, Yv_c, dtype=np.float64))
-                else:
-                    yv_stat = np.einsum("ij,ij->j", Yv_c, Yv_c, dtype=np.float64)
-                for a in range(alphas.size):
-                    P = (XvV * D[a]) @ UtY  # (n_val, batch): one alpha at a time
-                    if use_corr:
-                        score_sum[a, b] += _score_correlation(Yv_c, yv_const, yv_stat, P)
-                    else:
-                        score_sum[a, b] += _score_r2(Yv, yv_const, yv_stat, P)
-                del UtY, Yv, Yv_c, P
-            del U
-        cv_scores = score_sum / len(folds)
-        best_idx = _select(cv_scores, alphas, bool(self.alpha_per_target))
-
-        # ---- refit on all samples, one SVD, per-target shrinkage gathered by alpha index
-        if self.fit_intercept:
-            x_mean = X.mean(axis=0)
-            Xc = X - x_mean
-        else:
-            Xc = X
-        U, s, Vt = _thin_svd(Xc)
-        del Xc
-        D = _shrinkage(s, alphas)
-        coef = np.empty((p, n_targets), dtype=dtype)
-        y_mean = np.zeros(n_targets, dtype=dtype)
-        for b in batches:
-            Yb = Y[:, b]
-            if self.fit_intercept:
-                y_mean[b] = Yb.mean(axis=0)
-                Yb = Yb - y_mean[b]
-            UtY = U.T @ Yb
-            UtY *= D[best_idx[b]].T  # column j scaled by d(alpha_j)
-            coef[:, b] = Vt.T @ UtY
-            del UtY
-        if self.fit_intercept:
-            intercept = (y_mean - x_mean @ coef).astype(dtype, copy=False)
-        else:
-            intercept = np.zeros(n_targets, dtype=dtype)
+        out = solve_ridge_cv(
+            X, Y, folds, alphas, scoring=self.scoring, fit_intercept=bool(self.fit_intercept),
+            alpha_per_target=bool(self.alpha_per_target), dtype=dtype, backend=backend,
+            solver=self.solver, chunk_size=nb, max_memory=max_memory,
+        )
+        best_idx, cv_scores = out["best_idx"], out["cv_scores"]
+        coef, intercept = out["coef"], out["intercept"]
+        self.solver_ = out["solver"]
+        self.n_targets_batch_ = out["chunk_size"]
+        self.route_ = out["route"]
 
         chosen = alphas[best_idx]
         self.alphas_ = alphas
@@ -535,13 +496,18 @@ class RidgeCV(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_targets), or (n_samples,) if fitted on 1-D ``y``;
-        dtype ``self.dtype``.
+        ndarray of shape (n_samples, n_targets), or (n_samples,) if fitted on 1-D ``y``.
+        Computed in ``dtype`` (the precision of ``coef_``) and returned with the float
+        dtype of ``X`` (float32 or float64; float64 for other input), as scikit-learn
+        expects of regressors.
         """
         check_is_fitted(self, "coef_")
         dtype = self.coef_.dtype
+        in_kind = getattr(X, "dtype", None)
+        out_dtype = in_kind if in_kind in (np.float32, np.float64) else np.dtype(np.float64)
         X = self._validate_X(X, dtype, reset=False)
-        return X @ self.coef_ + np.asarray(self.intercept_, dtype=dtype)
+        P = X @ self.coef_ + np.asarray(self.intercept_, dtype=dtype)
+        return P.astype(out_dtype, copy=False)
 
     def score(self, X, y, sample_weight=None):
         """Mean R^2 over targets of :meth:`predict` (scikit-learn convention).
