@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "or a folder of <run>.npz")
     enc.add_argument("--window", help="'clip' (default for frame/audio models) or 'context:SECONDS'; "
                                       "the same cache keys as `mmneuro extract`")
+    enc.add_argument("--backend", default="numpy", choices=["numpy", "torch", "torch_cuda"],
+                     help="ridge backend (torch_cuda keeps data on the host and sends target chunks to the GPU)")
     enc.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
     enc.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     enc.add_argument("--delays", nargs="+", type=int, help="FIR delays in TRs (default: the dataset's)")
@@ -72,6 +74,7 @@ def run_encode(args: argparse.Namespace) -> None:
         model=args.model, subject=args.subject, dataset=args.dataset, layers=args.layers, weights=args.weights,
         features=args.features, out=args.out, allow_download=args.download, device=args.device,
         delays=args.delays, seed=args.seed, feature_detrend=parse_detrend(args.feature_detrend), window=args.window,
+        backend=args.backend,
         progress=not args.no_progress, command=sys.argv, **kwargs)
     print(pipeline.main_out_dir(results))
 

@@ -291,6 +291,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
            out: str | Path | None = "results", allow_download: bool = False, device: str | None = None,
            cache: Path | None = DEFAULT_CACHE, alphas: np.ndarray = DEFAULT_ALPHAS,
            delays: Sequence[int] | None = None, feature_detrend: int | None | str = "dataset",
+           backend: str = "numpy",
            seed: int = 0, progress: bool = True, model_options: dict[str, Any] | None = None,
            command: list[str] | None = None, echo: Callable[[str], None] | None = print,
            window: str | None = None) -> list[EncodeResult]:
@@ -322,7 +323,8 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
     for label in subjects:
         resp = responses_of(label)
         with timings("ridge"):
-            fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas, feature_detrend=feature_detrend)
+            fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas, feature_detrend=feature_detrend,
+                                        backend=backend)
                     for layer in tqdm(chosen, desc=f"sub-{label} ridge", unit="layer", disable=not progress)}
         with timings("ceiling"):
             if label not in ceilings:
@@ -338,7 +340,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
                       "weights": weights, "features": str(features) if features else None,
                       "delays": list(delays or ds.delays), "alphas": [float(a) for a in alphas],
                       "feature_detrend": ds.feature_detrend if feature_detrend == "dataset" else feature_detrend,
-                      "evaluation": ds.evaluation}
+                      "evaluation": ds.evaluation, "backend": backend}
             result.out_dir = write_result(result, ds, Path(out) / ds.name / f"sub-{label}" /
                                           model_label(model, weights_info), config, command, seed)
         if echo is not None:

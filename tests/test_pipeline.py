@@ -108,3 +108,11 @@ def test_roi_vs_rest_auc_ranks_roi_voxels():
     auc = summary.roi_vs_rest_auc(r, rois)
     assert auc["a"] == 1.0  # both ROI voxels beat all three outside voxels
     assert auc["b"] == pytest.approx(2 / 3)  # 0.02 beats 0.0 and -0.1, loses to 0.05
+
+
+def test_torch_backend_gives_the_numpy_scores():
+    ds, feats, resp = synthetic("heldout")
+    a = heldout.fit_evaluate(ds, feats, resp, backend="numpy")
+    b = heldout.fit_evaluate(ds, feats, resp, backend="torch")
+    np.testing.assert_allclose(a.r, b.r, atol=1e-4)
+    np.testing.assert_allclose(a.alpha, b.alpha, rtol=1e-6)

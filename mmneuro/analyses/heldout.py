@@ -111,7 +111,7 @@ FoldFeatures = Callable[[np.ndarray], dict[str, np.ndarray]]
 def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray] | FoldFeatures, responses: Responses,
                  delays: Sequence[int] | None = None, alphas: np.ndarray = DEFAULT_ALPHAS,
                  inner_folds: int = 5, feature_detrend: int | None | str = "dataset",
-                 keep_predictions: bool = False) -> LayerFit:
+                 keep_predictions: bool = False, backend: str = "numpy") -> LayerFit:
     """Fit ridge on each fold's training rows (alpha per target by inner CV) and score held-out rows.
 
     Features are z-scored and delayed within each run; responses of repeated runs are
@@ -125,6 +125,7 @@ def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray] | FoldFeature
     :mod:`mmneuro.analyses.removal`); ``train_rows`` index the concatenated rows of
     ``evaluation_plan(dataset).runs``. With ``keep_predictions`` the held-out predictions
     (n_scored, n_targets) are kept in the result (see :func:`heldout_responses` for the data).
+    ``backend``: the ridge backend (``"numpy"``, ``"torch"``, ``"torch_cuda"``).
     """
     delays = tuple(dataset.delays if delays is None else delays)
     order = dataset.feature_detrend if feature_detrend == "dataset" else feature_detrend
@@ -138,9 +139,11 @@ def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray] | FoldFeature
         Xf = design_matrix(features(train), plan.runs, delays, order) if X is None else X
         groups = labels[train]
         if len(np.unique(groups)) > 1:
-            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation").fit(Xf[train], Y[train], groups=groups)
+            model = RidgeCV(alphas=alphas, cv=LeaveRunsOut(), scoring="correlation", backend=backend)
+            model.fit(Xf[train], Y[train], groups=groups)
         else:
-            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation").fit(Xf[train], Y[train])
+            model = RidgeCV(alphas=alphas, cv=inner_folds, scoring="correlation", backend=backend)
+            model.fit(Xf[train], Y[train])
         prediction[test] = model.predict(Xf[test])
         log_alphas.append(np.log(model.alpha_))
     r = pearson_r(Y[plan.scored], prediction[plan.scored])
