@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from mmneuro.analyses.heldout import evaluation_plan, fit_evaluate, heldout_responses
-from mmneuro.analyses.stats import fdr_correct
+from mmneuro.analyses.stats import block_resample, fdr_correct
 from mmneuro.datasets.base import Dataset, Responses
 from mmneuro.encoding import LeaveRunsOut, RidgeCV
 from mmneuro.errors import InputError
@@ -118,12 +118,10 @@ def paired_drop_test(Y: np.ndarray, P_full: np.ndarray, P_reduced: np.ndarray, r
     names = list(rois)
     masks = np.stack([rois[k] for k in names])
     rng = np.random.default_rng(seed)
-    n_blocks = int(np.ceil(n / block_len))
     voxel_le0 = np.zeros(Y.shape[1])
     roi_boot = np.empty((n_boot, len(names)))
     for b in range(n_boot):
-        starts = rng.integers(0, n - block_len + 1, size=n_blocks)
-        idx = (starts[:, None] + np.arange(block_len)).ravel()[:n]
+        idx = block_resample(rng, n, block_len)
         d = corr(Y[idx], P_full[idx]) - corr(Y[idx], P_reduced[idx])
         voxel_le0 += np.nan_to_num(d, nan=0.0) <= 0
         roi_boot[b] = [np.nanmean(d[m]) for m in masks]

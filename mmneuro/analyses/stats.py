@@ -171,6 +171,12 @@ def fdr_correct(p: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndar
     return reject, q
 
 
+def block_resample(rng: np.random.Generator, n: int, block_len: int) -> np.ndarray:
+    """(n,) row indices made of randomly placed contiguous blocks of ``block_len`` samples."""
+    starts = rng.integers(0, n - block_len + 1, size=int(np.ceil(n / block_len)))
+    return (starts[:, None] + np.arange(block_len)).ravel()[:n]
+
+
 def block_bootstrap_ci(Y: np.ndarray, P: np.ndarray, n_boot: int = 1000, block_len: int = 10,
                        ci: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Confidence interval of Pearson r per target by resampling contiguous time blocks.
@@ -183,12 +189,10 @@ def block_bootstrap_ci(Y: np.ndarray, P: np.ndarray, n_boot: int = 1000, block_l
         raise InputError(f"block_len must be in 1..{n // 2} for {n} samples, got {block_len}")
     Y2 = np.asarray(Y, dtype=np.float64).reshape(n, -1)
     P2 = np.asarray(P, dtype=np.float64).reshape(n, -1)
-    n_blocks = int(np.ceil(n / block_len))
     rng = np.random.default_rng(seed)
     stats = np.empty((n_boot, Y2.shape[1]))
     for b in range(n_boot):
-        starts = rng.integers(0, n - block_len + 1, size=n_blocks)
-        idx = (starts[:, None] + np.arange(block_len)).ravel()[:n]
+        idx = block_resample(rng, n, block_len)
         stats[b] = np.einsum("ij,ij->j", _standardize(Y2[idx]), _standardize(P2[idx]))
     tail = (1 - ci) / 2
     return np.quantile(stats, tail, axis=0), np.quantile(stats, 1 - tail, axis=0)
