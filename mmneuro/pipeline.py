@@ -44,12 +44,20 @@ def load_dataset(spec: str | Path) -> Dataset:
     path = Path(spec)
     if not path.is_dir():
         raise InputError(f"dataset {str(spec)!r} is neither 'demo', 'alice' nor an existing folder")
+    kind = dataset_kind(path)
+    if kind is None:
+        raise InputError(f"cannot tell what dataset {path} holds: expected a demo dataset "
+                         f"(dataset_description.json) or the Alice layout (fmri/, stimulus/)")
+    return load_demo(path) if kind == "demo" else load_alice(path)
+
+
+def dataset_kind(path: Path) -> str | None:
+    """``"demo"`` or ``"alice"`` when the folder holds that dataset's layout, else None."""
     if (path / "dataset_description.json").exists():
-        return load_demo(path)
+        return "demo"
     if (path / "fmri").is_dir() and (path / "stimulus").is_dir():
-        return load_alice(path)
-    raise InputError(f"cannot tell what dataset {path} holds: expected a demo dataset "
-                     f"(dataset_description.json) or the Alice layout (fmri/, stimulus/)")
+        return "alice"
+    return None
 
 
 def resolve_subjects(dataset: Dataset, subject: str | int) -> list[str]:
@@ -109,8 +117,7 @@ def extract(model: str, stimuli: str | Path | Dataset, layers: Sequence[str] | N
     from mmneuro.models.registry import get_adapter
 
     spec = Path(str(stimuli)) if not isinstance(stimuli, Dataset) else None
-    if isinstance(stimuli, Dataset) or str(stimuli) in ("demo", "alice") or (spec.is_dir() and (
-            (spec / "dataset_description.json").exists() or ((spec / "fmri").is_dir() and (spec / "stimulus").is_dir()))):
+    if isinstance(stimuli, Dataset) or str(stimuli) in ("demo", "alice") or (spec.is_dir() and dataset_kind(spec)):
         ds = stimuli if isinstance(stimuli, Dataset) else load_dataset(stimuli)
         if tr is not None and abs(float(tr) - ds.tr) > 1e-9:
             raise InputError(f"dataset {ds.name!r} has TR {ds.tr} s; --tr {tr} contradicts it (omit --tr)")
