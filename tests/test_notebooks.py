@@ -1,4 +1,5 @@
-"""Every notebook executes top to bottom on the demo (so none can rot)."""
+"""Every notebook executes top to bottom on the demo (or Alice) so none can rot, and leaves the
+result its study promises."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+#: notebook stem -> files (relative to $MMNEURO_RESULTS) the notebook must have written.
+EXPECTED = {
+    "01_quickstart": ["demo/sub-01/minilm/scores.json"],
+}
+
+
+def test_every_notebook_declares_its_outputs():
+    assert sorted(EXPECTED) == sorted(p.stem for p in NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -21,4 +31,5 @@ def test_notebook_executes(path, demo_root, feature_cache, tmp_path, monkeypatch
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
-    assert (tmp_path / "results" / "demo" / "sub-01" / "minilm" / "scores.json").exists()
+    for rel in EXPECTED[path.stem]:
+        assert (tmp_path / "results" / rel).exists(), f"{path.name} did not write {rel}"
