@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("dataset")
 
     sub.add_parser("models", help="list the registered models")
+
+    from mmneuro.ablate import STUDIES, study_module
+
+    abl = sub.add_parser("ablate", help="attribution studies: why a model aligns with a region")
+    abl_sub = abl.add_subparsers(dest="study", required=True)
+    for name, summary in STUDIES.items():
+        try:
+            module = study_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != f"mmneuro.ablate.{name}":
+                raise
+            continue  # a study whose face is not built yet
+        module.add_arguments(abl_sub.add_parser(name, help=summary))
     return parser
 
 
@@ -131,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             run_extract(args)
         elif args.command == "datasets":
             run_datasets(args)
+        elif args.command == "ablate":
+            from mmneuro.ablate import study_module
+
+            print(study_module(args.study).run(args))
         else:
             run_models()
     except MMNeuroError as err:
