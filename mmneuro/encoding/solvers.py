@@ -31,6 +31,12 @@ is a column-wise dot product of each alpha's predictions with ``Yc``. Cost per f
 ``n_val p v + A n_val p v`` for the targets. (The "basis" route above is used otherwise,
 e.g. at whole-brain scale where the operators would not fit.)
 
+Implementation notes (what keeps the matrix products near the BLAS roofline): the fold
+decompositions run two at a time with single-threaded BLAS each (LAPACK's eigensolver
+scales poorly over threads); a column block of ``Y`` in the working dtype is handed to BLAS
+in place (no copy); the inner loops write into preallocated buffers (no large temporary
+per alpha); contiguous validation folds are slices (views), not gathers.
+
 Dual (kernel) path (``p > n_tr``)
 ---------------------------------
 Per fold, one eigen-decomposition of the ``n_tr x n_tr`` kernel ``Xtr Xtr^T = U diag(lam) U^T``;
@@ -77,6 +83,7 @@ class _Fold:
     M_eff: object  # (min(n_val, k), k)
     Dm0: object  # (A, k): D * (mean of validation design in the basis, minus train mean)
     x_tr_mean: object | None  # (p,) training mean (fit_intercept) or None
+    XvT: object | None  # (p, n_val) validation design, transposed (primal) or None
     H: object | None = None  # (A, n_val, p|n_tr): M diag(d_a) basis^T, when it fits
     H0: object | None = None  # (A, p|n_tr): Dm0 @ basis^T
 
@@ -157,6 +164,14 @@ def ridge_cv_flops(n: int, p: int, v: int, val_sizes, n_alphas: int, solver: str
     return {"targets": tgt, "gram": gram, "total": tgt + gram}
 
 
+def _eigh_width(bk, side, p: int, dual: bool, dtype, max_memory: float) -> int:
+    """How many Gram matrices to decompose side by side: the backend's parallel width,
+    bounded so that that many Gram matrices fit in ``max_memory``."""
+    size = max(k for _, k in side) if dual else p
+    fit = int(max_memory // max(1, size * size * np.dtype(dtype).itemsize))
+    return max(1, min(bk.eigh_width(), fit))
+
+
 def select_alphas(mean_scores: np.ndarray, alphas: np.ndarray, per_target: bool) -> np.ndarray:
     """Index of the chosen alpha for every target; ties (within TIE_TOL) -> largest alpha."""
     n_targets = mean_scores.shape[1]
@@ -218,7 +233,7 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
     dict with ``best_idx`` (v,), ``cv_scores`` (A, v) float64, ``coef`` (p, v) dtype,
     ``intercept`` (v,) dtype, ``solver``, ``chunk_size`` and ``route``.
     """
-    from mmneuro.encoding.backends import NumpyBackend
+    from mmneuro.encoding.backends import NumpyBackend, view2d
 
     bk = NumpyBackend() if backend is None else backend
     dtype = np.dtype(dtype)
@@ -241,46 +256,52 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
     Xb = bk.asarray(Xh, dtype)
     del Xh
 
-    # ---- target-independent work: one decomposition per fold
-    prepared: list[_Fold] = []
-    for train, val in folds:
-        tr_i, va_i = bk.index(train), bk.index(val)
+    # ---- target-independent work: one decomposition per fold (+ one on all samples for
+    # the refit), computed a few at a time side by side (see ``eigh_many``)
+    splits = [(bk.index(train), bk.index(val)) for train, val in folds]
+
+    def train_rows(tr_i):
+        """Training design of a fold, centred with its own means if fit_intercept."""
         Xtr = Xb[tr_i]
+        if not fit_intercept:
+            return Xtr, None
+        x_tr_mean = Xtr.mean(0)
+        return Xtr - x_tr_mean, x_tr_mean
+
+    def gram(tr_i):
+        Xtr = train_rows(tr_i)[0] if tr_i is not None else Xb  # None: all samples, uncentred
+        return Xtr @ Xtr.T if dual else Xtr.T @ Xtr
+
+    side = [(tr_i, len(train)) for (tr_i, _), (train, _) in zip(splits, folds)] + [(None, n)]
+    decomps = []
+    for s in range(0, len(side), width := _eigh_width(bk, side, p, dual, dtype, max_memory)):
+        decomps += bk.eigh_many([gram(tr_i) for tr_i, _ in side[s:s + width]])
+
+    prepared: list[_Fold] = []
+    for (tr_i, va_i), (train, val), (lam, basis) in zip(splits, folds, decomps):
+        Xtr, x_tr_mean = train_rows(tr_i)
         Xv = Xb[va_i]
-        x_tr_mean = None
-        if fit_intercept:
-            x_tr_mean = Xtr.mean(0)
-            Xtr = Xtr - x_tr_mean
         xv_mean = Xv.mean(0)
         Xv_c = Xv - xv_mean
         off = xv_mean - x_tr_mean if fit_intercept else xv_mean
         if dual:
-            lam, U = bk.eigh(Xtr @ Xtr.T)
-            basis = U
-            M = (Xv_c @ Xtr.T) @ U
-            m0 = (off @ Xtr.T) @ U
+            M = (Xv_c @ Xtr.T) @ basis
+            m0 = (off @ Xtr.T) @ basis
         else:
-            lam, V = bk.eigh(Xtr.T @ Xtr)
-            basis = V
-            M = Xv_c @ V
-            m0 = off @ V
+            M = Xv_c @ basis
+            m0 = off @ basis
         del Xtr, Xv, Xv_c
         _, D_host = _shrinkage(bk.to_numpy(lam), alphas, eps)
         D = bk.asarray(D_host, dtype)
         k = D_host.shape[1]
         M_eff = M if len(val) <= k else bk.qr_r(M)
         prepared.append(_Fold(tr_i, va_i, len(train), len(val), basis, D, D_host, M, M_eff,
-                              D * m0[None, :], x_tr_mean))
-
-    # refit decomposition on all samples
-    if dual:
-        lam_f, basis_f = bk.eigh(Xb @ Xb.T)
-    else:
-        lam_f, basis_f = bk.eigh(Xb.T @ Xb)
+                              D * m0[None, :], x_tr_mean, None if dual else Xb[va_i].T))
+    lam_f, basis_f = decomps[-1]
     _, Dfull_host = _shrinkage(bk.to_numpy(lam_f), alphas, eps)
     k_max = max(f.D_host.shape[1] for f in prepared)
+    n_val_max = max(f.n_val for f in prepared)
     if chunk_size is None:
-        n_val_max = max(f.n_val for f in prepared)
         chunk_size = targets_per_chunk(max_memory, n, p, max(k_max, Dfull_host.shape[1]),
                                        n_val_max, n_alphas, dtype.itemsize, dual)
     chunk_size = int(min(max(1, chunk_size), v))
@@ -297,7 +318,7 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
             BT = f.basis.T
             f.H = bk.zeros((n_alphas, f.n_val, BT.shape[1]), dtype)
             for a in range(n_alphas):
-                f.H[a] = (f.M * f.D[a][None, :]) @ BT
+                bk.matmul(f.M * f.D[a][None, :], BT, out=f.H[a])
             f.H0 = f.Dm0 @ BT
             f.M = f.M_eff = f.Dm0 = f.basis = None  # not needed on this route
     route = "operators" if prepared[0].H is not None else "basis"
@@ -308,7 +329,10 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
     chunks = [slice(s, min(s + chunk_size, v)) for s in range(0, v, chunk_size)]
 
     def load(b):
-        Yh = np.ascontiguousarray(Y[:, b], dtype=dtype)  # may be Y itself: never write to it
+        Yh = Y[:, b]  # a view of Y (maybe a memmap): never write to it
+        if isinstance(bk, NumpyBackend) and Yh.dtype == dtype and not fit_intercept:
+            return Yh  # BLAS reads a column block in place (leading dimension v): no copy
+        Yh = np.ascontiguousarray(Yh, dtype=dtype)
         if fit_intercept:
             y_shift = Yh.mean(axis=0, dtype=np.float64).astype(dtype)
             Yh = Yh - y_shift
@@ -317,29 +341,45 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
 
     intercept = np.zeros(v, dtype=dtype)
 
+    Dfull_T = bk.asarray(Dfull_host.T, dtype)  # (k, A)
+
     def refit(b, Yb, XtY, best):
-        Dsel = bk.asarray(Dfull_host[best].T, dtype)  # (k, c): column j scaled by d(alpha_j)
+        Dsel = Dfull_T[:, bk.index_array(best)]  # (k, c): column j scaled by d(alpha_j)
         if dual:
-            Zf = (basis_f.T @ Yb) * Dsel
+            Zf = basis_f.T @ Yb
+            Zf *= Dsel
             coef[:, b] = bk.to_numpy(Xb.T @ (basis_f @ Zf))
         else:
-            Zf = (basis_f.T @ XtY) * Dsel
-            coef[:, b] = bk.to_numpy(basis_f @ Zf)
+            Zf = basis_f.T @ XtY
+            Zf *= Dsel
+            if isinstance(bk, NumpyBackend):
+                bk.matmul(basis_f, Zf, out=coef[:, b])
+            else:
+                coef[:, b] = bk.to_numpy(basis_f @ Zf)
         if fit_intercept:  # intercept = mean(y) - mean(x) @ coef, per chunk
             intercept[b] = (y_shift_all[b].astype(np.float64)
                             - x_shift.astype(np.float64) @ coef[:, b].astype(np.float64))
 
+    # work buffers reused by every chunk and fold (no large allocation in the inner loops)
+    R_buf = None if dual else bk.empty(p * chunk_size, dtype)
+    P_buf = bk.empty(n_val_max * chunk_size, dtype)
+    Yc_buf = bk.empty(n_val_max * chunk_size, dtype)
+
     for b in chunks:
+        c = b.stop - b.start
         Yb = load(b)
         XtY = None if dual else Xb.T @ Yb
         y_sum = Yb.sum(0) if fit_intercept else None
-        score_sum = np.zeros((n_alphas, b.stop - b.start), dtype=np.float64)
+        score_sum = np.zeros((n_alphas, c), dtype=np.float64)
         for f in prepared:
-            Yv = Yb[f.val]
+            Yv = Yb[f.val]  # a view when the fold is a contiguous block
             yv_mean = Yv.mean(0)
-            Yv_c = Yv - yv_mean
-            yv_const = bk.absmax0(Yv_c) <= _CONST_EPS * eps * bk.absmax0(Yv)
+            Yv_c = bk.subtract(Yv, yv_mean, out=view2d(Yc_buf, f.n_val, c))
             sst = bk.sumsq0(Yv_c)
+            sst_h = bk.to_numpy(sst).astype(np.float64)
+            yv_mean_h = bk.to_numpy(yv_mean).astype(np.float64)
+            # constant in this fold: centred RMS within rounding of the raw RMS
+            yv_const = sst_h <= (_CONST_EPS * eps) ** 2 * (sst_h + f.n_val * yv_mean_h ** 2)
             y_tr_mean = (y_sum - Yv.sum(0)) / f.n_tr if fit_intercept else None
             if dual:
                 Ytr = Yb[f.train]
@@ -348,7 +388,9 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
                 operand = Ytr  # Z = U^T Ytr
                 del Ytr
             else:
-                R = XtY - Xb[f.val].T @ Yv  # Xtr^T Ytr
+                R = view2d(R_buf, p, c)  # Xtr^T Ytr = X^T Y - Xval^T Yval
+                bk.matmul(f.XvT, Yv, out=R)
+                bk.subtract(XtY, R, out=R)
                 if fit_intercept:
                     R -= f.n_tr * (f.x_tr_mean[:, None] * y_tr_mean[None, :])
                 operand = R  # Z = V^T R
@@ -358,11 +400,11 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
             if f.H is not None:
                 # per-alpha validation operators: Pc = H[a] @ operand, no rotation needed
                 cross = np.empty_like(score_sum)
+                Pc = view2d(P_buf, f.n_val, c)
                 for a in range(n_alphas):
-                    Pc = f.H[a] @ operand
+                    bk.matmul(f.H[a], operand, out=Pc)
                     cross[a] = bk.to_numpy(bk.dot0(Pc, Yv_c))
-                    ss[a] = bk.to_numpy(bk.sumsq0(Pc, inplace=True))
-                    del Pc
+                    ss[a] = bk.to_numpy(bk.sumsq0(Pc))
                 pbar = f.H0 @ operand
             else:
                 Z = f.basis.T @ operand
@@ -371,10 +413,10 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
                 cross = f.D @ A
                 del A
                 pbar = f.Dm0 @ Z
+                Pc = view2d(P_buf, f.M_eff.shape[0], c)
                 for a in range(n_alphas):
-                    Pc = (f.M_eff * f.D[a][None, :]) @ Z
-                    ss[a] = bk.to_numpy(bk.sumsq0(Pc, inplace=True))
-                    del Pc
+                    bk.matmul(f.M_eff * f.D[a][None, :], Z, out=Pc)
+                    ss[a] = bk.to_numpy(bk.sumsq0(Pc))
                 del Z
             del operand, Yv_c
             if fit_intercept:
@@ -382,8 +424,7 @@ def solve_ridge_cv(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *,
             score_sum += _scores(
                 scoring, eps, f.n_val,
                 bk.to_numpy(cross).astype(np.float64), ss.astype(np.float64),
-                bk.to_numpy(pbar).astype(np.float64), bk.to_numpy(sst).astype(np.float64),
-                bk.to_numpy(yv_mean).astype(np.float64), bk.to_numpy(yv_const),
+                bk.to_numpy(pbar).astype(np.float64), sst_h, yv_mean_h, yv_const,
             )
         cv_scores[:, b] = score_sum / len(prepared)
         if alpha_per_target:
