@@ -32,8 +32,8 @@ is a column-wise dot product of each alpha's predictions with ``Yc``. Cost per f
 e.g. at whole-brain scale where the operators would not fit.)
 
 Implementation notes (what keeps the matrix products near the BLAS roofline): the fold
-decompositions run two at a time with single-threaded BLAS each (LAPACK's eigensolver
-scales poorly over threads); a column block of ``Y`` in the working dtype is handed to BLAS
+decompositions run side by side, one per BLAS thread, each single-threaded (LAPACK's
+eigensolver scales poorly over threads); a column block of ``Y`` in the working dtype is handed to BLAS
 in place (no copy); the inner loops write into preallocated buffers (no large temporary
 per alpha); contiguous validation folds are slices (views), not gathers.
 
