@@ -286,7 +286,7 @@ def test_context_windows_end_at_the_tr_end():
 @pytest.mark.parametrize("name", ["wav2vec2", "whisper"])
 def test_causal_context_pools_only_the_current_tr(name):
     a = adapter(name, context=1.5)
-    assert a.window_params() == {"sample_rate": SR, "context": 1.5}
+    assert a.window_params() == {"sample_rate": SR, "context": 1.5, "random_config": a.random_config_digest()}
     # context: 1 s of loud 2 kHz tone; current TR: 0.5 s of quiet noise
     ctx = tone(1.0, freqs=(2000.0,), amps=(0.5,))
     cur = 0.01 * np.random.default_rng(3).standard_normal(SR // 2).astype(np.float32)
@@ -442,3 +442,17 @@ def test_context_adapter_through_the_driver(run):
         np.testing.assert_allclose(feats[layer].data[2], direct[layer][0], rtol=1e-4, atol=1e-5)
     plain = extract_run(adapter("wav2vec2"), run, progress=False)
     assert np.abs(plain["layer-2"].data[2] - feats["layer-2"].data[2]).max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["videomae", "wav2vec2"])
+def test_random_config_joins_the_cache_key(name):
+    """Two random architectures of one model never share cached features; one architecture
+    built twice does (the digest is of the config, not of the object)."""
+    base = adapter(name).window_params()
+    assert base == adapter(name).window_params() and len(base["random_config"]) == 16
+    wider = tiny(name)
+    wider.num_hidden_layers += 1
+    other = get_adapter(name, weights="random", seed=0, config=wider, device="cpu", **EXTRA.get(name, {}))
+    assert other.window_params()["random_config"] != base["random_config"]
+    assert {k: v for k, v in other.window_params().items() if k != "random_config"} == \
+        {k: v for k, v in base.items() if k != "random_config"}

@@ -286,7 +286,7 @@ class AudioAdapter(ModelAdapter):
         return "clip" if self.context is None else f"context:{self.context:g}"
 
     def window_params(self):
-        p = {"sample_rate": int(self.sample_rate)}
+        p = super().window_params()
         if self.context is not None:
             p["context"] = self.context
         return p

@@ -34,6 +34,8 @@ Shapes used throughout
 from __future__ import annotations
 
 import abc
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -275,16 +277,33 @@ class ModelAdapter(abc.ABC):
         return how or self.default_pooling
 
     def window_params(self) -> dict[str, Any]:
-        """Parameters of the windows this adapter reads (part of the feature cache key)."""
-        if self.input_kind == "frames":
-            return {"n_frames": int(self.n_frames)}
-        if self.input_kind == "waveform":
-            return {"sample_rate": int(self.sample_rate)}
-        if self.input_kind == "frames+waveform":
-            return {"n_frames": int(self.n_frames), "sample_rate": int(self.sample_rate)}
+        """Parameters of the windows this adapter reads (part of the feature cache key).
+
+        With random weights the identity ``random-seed<k>`` does not say which architecture
+        made the numbers, so a digest of the model's config joins the key: two random
+        configs of one model never share cached features.
+        """
+        params: dict[str, Any] = {}
+        if self.input_kind in ("frames", "frames+waveform"):
+            params["n_frames"] = int(self.n_frames)
+        if self.input_kind in ("waveform", "frames+waveform"):
+            params["sample_rate"] = int(self.sample_rate)
         if self.input_kind == "words":
-            return {"n_context": int(self.n_context)}
-        return {}
+            params["n_context"] = int(self.n_context)
+        digest = self.random_config_digest()
+        if digest is not None:
+            params["random_config"] = digest
+        return params
+
+    def random_config_digest(self) -> str | None:
+        """sha256 (16 hex) of the model config's JSON when the weights are random, else None."""
+        if not self.weights.is_random:
+            return None
+        config = getattr(getattr(self, "model", None), "config", None)
+        if config is None or not hasattr(config, "to_dict"):
+            return None
+        text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to(self, device: str | torch.device | None) -> "ModelAdapter":
         """Move the model to ``device`` (None: CUDA if available, else CPU)."""

@@ -26,8 +26,23 @@ Outputs (``ModelOutput``):
   ``"mean:video"``, ``"mean:text"``.
 
 Random weights (``config=`` or the default ``Qwen3VLMoeConfig()``, the 30B-A3B
-architecture: far too large for a laptop, so pass a small config) use the tokenizer at
-``tokenizer_path`` (default: the packaged MiniLM WordPiece vocabulary) as a stand-in.
+architecture: far too large for a laptop, so pass a small config, e.g. :func:`tiny_config`)
+use the tokenizer at ``tokenizer_path`` (default: the packaged MiniLM WordPiece vocabulary)
+as a stand-in. The config's digest joins the feature cache key of random weights.
+
+Routing interventions and expert outputs (see :mod:`mmneuro.models.moe_intervention`):
+
+- ``disable_experts={"layer-3": [0]}`` (or ``"layer-3:0;layer-1:2"``): those experts get a
+  router logit of ``-inf`` in those layers (never chosen; the reported router logits show it);
+- ``force_top1=True`` (every MoE layer) or a list of layers: each token goes to its most
+  probable expert only, with weight 1;
+- ``expert_outputs=True``: extra layers ``"layer-L/expert-e"`` (B, T, D) hold expert e's
+  routing-weighted contribution ``w_te E_e(x_t)`` to block L's MoE output (zero for tokens
+  not routed to e); pooled like any layer, ``"mean"`` gives the expert's share of the
+  window's mean MoE output (the shares of a block's experts sum to it).
+
+An intervention changes the numbers, so its canonical label (``window_params()["routing"]``)
+joins the feature cache key; expert outputs only add layers and leave the key alone.
 """
 
 from __future__ import annotations
@@ -38,10 +53,43 @@ import torch
 from mmneuro.errors import InputError
 from mmneuro.models._hf import FrameTransform, build_model, ensure_eager
 from mmneuro.models.base import ModelAdapter, ModelOutput, WeightsInfo, WindowInput
+from mmneuro.models.moe_intervention import RouterIntervention, RoutingHooks
 
 QWEN3_VL_MOE_HUB_ID = "Qwen/Qwen3-VL-30B-A3B-Instruct"
 
 MODALITY_NAMES = ("text", "special", "video", "pad")
+
+
+def tiny_config(n_experts: int = 4, top_k: int = 2, n_layers: int = 3, hidden: int = 32, dense_layers=(1,),
+                patch_size: int = 8):
+    """A laptop-sized ``Qwen3VLMoeConfig`` for random weights (tests, the demo, notebooks).
+
+    ``n_layers`` decoder blocks of width ``hidden``, sparse except ``dense_layers`` (block
+    indices), ``n_experts`` experts of which ``top_k`` per token; a 2-block vision tower with
+    ``patch_size`` patches (use ``image_size`` a multiple of ``2 * patch_size``). The text
+    vocabulary covers the MiniLM stand-in tokenizer; video/vision ids sit above it.
+    """
+    from transformers import Qwen3VLMoeConfig
+
+    heads = 2
+    head_dim = hidden // heads
+    # mrope sections (t, h, w) over head_dim // 2 rotary frequencies
+    half = head_dim // 2
+    hw = half * 3 // 8
+    sec = [half - 2 * hw, hw, hw]
+    return Qwen3VLMoeConfig(
+        text_config=dict(
+            vocab_size=30600, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=n_layers,
+            num_attention_heads=heads, num_key_value_heads=heads, head_dim=head_dim, moe_intermediate_size=hidden // 2,
+            num_experts=n_experts, num_experts_per_tok=top_k, mlp_only_layers=list(dense_layers),
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sec,
+                             "mrope_interleaved": True},
+        ),
+        vision_config=dict(depth=2, hidden_size=hidden, intermediate_size=2 * hidden, num_heads=heads,
+                           patch_size=patch_size, out_hidden_size=hidden, num_position_embeddings=16,
+                           deepstack_visual_indexes=[0]),
+        video_token_id=30590, vision_start_token_id=30591, vision_end_token_id=30592, image_token_id=30593,
+    )
 
 
 class MoEAdapter(ModelAdapter):
@@ -58,6 +106,12 @@ class MoEAdapter(ModelAdapter):
     image_size : frame side after resize/crop (a multiple of patch_size * merge size).
     frame_interval : seconds between frames, for the timestamp tokens.
     words : read the words heard in each window after the video tokens (default True).
+    disable_experts : ``{layer: [expert, ...]}`` or ``"layer-3:0,2;layer-1:1"``: experts never
+        routed to in those MoE layers (router logit -inf).
+    force_top1 : True (all MoE layers), a list of MoE layers or ``"layer-1,layer-3"``: one
+        expert per token, weight 1.
+    expert_outputs : add the layers ``"<moe layer>/expert-<e>"`` (each expert's weighted
+        contribution to its block's output).
     device : torch device (None: CUDA when available).
     """
 
@@ -69,7 +123,8 @@ class MoEAdapter(ModelAdapter):
     version = "moe-1"
 
     def __init__(self, model, tokenizer, weights: WeightsInfo, name: str = "qwen3-vl-moe", n_frames: int = 4,
-                 image_size: int | None = None, frame_interval: float = 0.5, words: bool = True, device=None):
+                 image_size: int | None = None, frame_interval: float = 0.5, words: bool = True,
+                 disable_experts=None, force_top1=None, expert_outputs: bool = False, device=None):
         self.model = model.eval()
         self.wants_words = bool(words)
         self.modalities = ("video", "text") if self.wants_words else ("video",)
@@ -96,6 +151,13 @@ class MoEAdapter(ModelAdapter):
         self.layer_names = [f"layer-{i}" for i in range(len(lm.layers) + 1)]
         self.moe_layers = [f"layer-{i + 1}" for i, layer in enumerate(lm.layers) if hasattr(layer.mlp, "gate")]
         self.n_experts = int(self.config.text_config.num_experts)
+        self.top_k = int(self.config.text_config.num_experts_per_tok)
+        self.intervention = RouterIntervention.build(disable_experts, force_top1, self.moe_layers)
+        self.expert_outputs = bool(expert_outputs)
+        blocks = {f"layer-{i + 1}": layer.mlp for i, layer in enumerate(lm.layers) if hasattr(layer.mlp, "gate")}
+        self.hooks = RoutingHooks(blocks, self.intervention, capture=self.expert_outputs)
+        if self.expert_outputs:
+            self.layer_names = self.layer_names + self.expert_layer_names()
         vocab = int(self.config.text_config.vocab_size)
         if len(tokenizer) > vocab:
             raise InputError(f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {vocab}")
@@ -118,8 +180,29 @@ class MoEAdapter(ModelAdapter):
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         return cls(model, tok, resolved.info, name=name, **kw)
 
+    def expert_layer_names(self, layers=None) -> list[str]:
+        """``"<layer>/expert-<e>"`` for each MoE layer of ``layers`` (default: all) and expert."""
+        chosen = self.moe_layers if layers is None else [l for l in self.moe_layers if l in layers]
+        return [f"{l}/expert-{e}" for l in chosen for e in range(self.n_experts)]
+
+    def top_k_of(self, layer: str) -> int:
+        """Experts per token at ``layer`` under this adapter's intervention."""
+        return 1 if layer in self.intervention.top1 else self.top_k
+
     def window_params(self):
-        return {"n_frames": self.n_frames, "image_size": self.image_size, "words": "window" if self.wants_words else "none"}
+        params = {"n_frames": self.n_frames, "image_size": self.image_size,
+                  "words": "window" if self.wants_words else "none"}
+        if (digest := self.random_config_digest()) is not None:
+            params["random_config"] = digest
+        if not self.intervention.is_empty:
+            params["routing"] = self.intervention.label()  # different numbers, different cache key
+        return params
+
+    def describe(self):
+        d = super().describe()
+        d["routing_intervention"] = self.intervention.as_dict()
+        d["experts"] = {"n_experts": self.n_experts, "top_k": self.top_k, "moe_layers": list(self.moe_layers)}
+        return d
 
     # ---- protocol -------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:
@@ -185,6 +268,7 @@ class MoEAdapter(ModelAdapter):
         if want_attentions:
             ensure_eager(self.model)
         dev = self.device
+        self.hooks.clear()
         ids = batch["input_ids"].to(dev)
         att = batch["attention_mask"].to(dev)
         out = self.model(
@@ -199,14 +283,22 @@ class MoEAdapter(ModelAdapter):
             use_cache=False,
         )
         b, t = ids.shape
-        if len(out.hidden_states) != len(self.layer_names):
-            raise InputError(f"{self.name!r} returned {len(out.hidden_states)} hidden states; expected {len(self.layer_names)}")
+        n_layers = len(self.layer_names) - (len(self.expert_layer_names()) if self.expert_outputs else 0)
+        if len(out.hidden_states) != n_layers:
+            raise InputError(f"{self.name!r} returned {len(out.hidden_states)} hidden states; expected {n_layers}")
         router = out.router_logits or ()
         if len(router) != len(self.moe_layers):
             raise InputError(f"{self.name!r} returned router logits of {len(router)} layers; expected {len(self.moe_layers)}")
         kind = batch["token_type"].to(dev)
+        hidden = dict(zip(self.layer_names, out.hidden_states))
+        if self.expert_outputs:
+            for layer in self.moe_layers:
+                contrib = self.hooks.captured[layer].reshape(b, t, self.n_experts, -1)
+                for e in range(self.n_experts):
+                    hidden[f"{layer}/expert-{e}"] = contrib[:, :, e]
+            self.hooks.clear()
         return ModelOutput(
-            hidden=dict(zip(self.layer_names, out.hidden_states)),
+            hidden=hidden,
             token_groups={"all": att.bool(), "video": kind == 2, "text": kind == 0},
             attentions=dict(zip(self.layer_names[1:], out.attentions)) if want_attentions else None,
             router_logits={l: r.reshape(b, t, -1) for l, r in zip(self.moe_layers, router)},

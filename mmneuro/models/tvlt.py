@@ -18,6 +18,12 @@ when asked for, are ``(batch, heads, tokens, tokens)`` per layer.
 attend only to video tokens, audio tokens only to audio tokens, CLS to everything but
 nobody to CLS), so each modality's states are computed without the other: the control for
 asking how much of a layer's brain prediction comes from cross-modal interaction.
+
+:meth:`TVLTAdapter.token_layout` says where each token of a window sits on the stimulus grid
+(frames x patch rows x patch columns, spectrogram time rows x frequency patches), for maps of
+attention or rollout; :func:`tiny_config` is a small random-weights architecture for demos
+and tests. With random weights the architecture (a digest of the config) is part of the
+feature cache key, so two random configs never share cached features.
 """
 
 from __future__ import annotations
@@ -34,7 +40,21 @@ from mmneuro.models.tvlt_processing import TvltProcessorConfig, pad_audio, prepr
 
 DEFAULT_HUB_ID = "ZinengTang/tvlt-base"
 
-__all__ = ["DEFAULT_HUB_ID", "TVLTAdapter"]
+__all__ = ["DEFAULT_HUB_ID", "TVLTAdapter", "tiny_config"]
+
+
+def tiny_config(**overrides: Any) -> dict[str, Any]:
+    """A tiny TVLT architecture (random weights only) that extracts the whole demo in seconds on a CPU.
+
+    32 x 32 frames (2 x 2 patches of 16 px), 4 frames, 32 mel bands (2 frequency patches), up to
+    256 spectrogram frames (2.97 s of audio, 16 time rows), 4 layers of width 32 with 4 heads.
+    ``initializer_range`` 0.2 (not 0.02) so that random query/key products are large enough for
+    attention to be far from uniform. Keyword arguments override fields.
+    """
+    cfg = dict(image_size=32, num_frames=4, frequency_length=32, spectrogram_length=256, hidden_size=32,
+               num_hidden_layers=4, num_attention_heads=4, intermediate_size=64, initializer_range=0.2)
+    cfg.update(overrides)
+    return cfg
 
 
 class TVLTAdapter(ModelAdapter):
@@ -208,6 +228,27 @@ class TVLTAdapter(ModelAdapter):
         if want_attentions:
             attentions = dict(zip(self.layer_names[1:], out.attentions))
         return ModelOutput(hidden=hidden, token_groups=groups, attentions=attentions)
+
+    def token_layout(self, n_audio: int) -> dict[str, np.ndarray]:
+        """Token index of every position of a window's stimulus grid (token order of the encoder).
+
+        ``n_audio``: audio tokens of the window (or of the padded batch), a multiple of the
+        frequency patches. Returns ``{"cls": (1,), "video": (n_frames, grid_h, grid_w),
+        "audio": (n_audio // freq_patches, freq_patches)}`` int64 arrays: video tokens are
+        frame-major then row-major over the patch grid, audio tokens time-major then frequency
+        (see :mod:`mmneuro.models.tvlt_model`).
+        """
+        cfg = self.config
+        q = cfg.freq_patches
+        if n_audio % q:
+            raise InputError(f"TVLT window has {n_audio} audio tokens, not a multiple of {q} frequency patches")
+        gh, gw = cfg.image_size // cfg.image_patch_size[0], cfg.image_size // cfg.image_patch_size[1]
+        nv = self.n_frames * gh * gw
+        return {
+            "cls": np.array([0], dtype=np.int64),
+            "video": 1 + np.arange(nv, dtype=np.int64).reshape(self.n_frames, gh, gw),
+            "audio": 1 + nv + np.arange(n_audio, dtype=np.int64).reshape(n_audio // q, q),
+        }
 
     def window_params(self) -> dict[str, Any]:
         params = super().window_params()
