@@ -74,3 +74,48 @@ def test_too_many_spaces_are_refused():
     ds, spaces, responses = two_space_study()
     with pytest.raises(InputError, match="2 or 3 feature spaces"):
         variance_partition(ds, {k: spaces["audio"] for k in "abcd"}, responses)
+
+
+def test_bootstrap_of_the_partition_recovers_which_space_dominates():
+    """The bootstrap's point values are the partition's ROI means; dominance is significant where planted."""
+    from mmneuro.analyses.partition import partition_test
+
+    ds, spaces, responses = two_space_study()
+    result = variance_partition(ds, spaces, responses, n_iter=5)
+    stats = partition_test(result, ds.rois, n_boot=300, block_len=10)
+    for roi in ds.rois:
+        for part in ("unique_audio", "unique_visual", "shared"):
+            s = stats["roi"][roi][part]
+            assert s["value"] == pytest.approx(result.roi[part][roi], abs=1e-9)
+            assert s["ci_low"] <= s["value"] <= s["ci_high"]
+    dom = stats["dominance"]
+    assert dom["aud"]["audio>visual"]["q"] < 0.05 and dom["aud"]["visual>audio"]["p"] > 0.5
+    assert dom["vis"]["visual>audio"]["q"] < 0.05 and dom["vis"]["audio>visual"]["p"] > 0.5
+    assert stats["roi"]["both"]["shared"]["p"] < 0.01 and stats["roi"]["both"]["shared"]["ci_low"] > 0.1
+    # a single resample by hand: unique(audio) = R²(both) - R²(visual) on the resampled rows
+    idx = np.arange(40, 120)
+    Y = result.measured[idx]
+
+    def r2(P):
+        return 1 - ((Y - P[idx]) ** 2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
+
+    by_hand = r2(result.predictions[("audio", "visual")]) - r2(result.predictions[("visual",)])
+    from mmneuro.analyses.partition import _parts, _r2_columns
+
+    ours = _parts({s: _r2_columns(Y, P[idx]) for s, P in result.predictions.items()}, ["audio", "visual"])
+    np.testing.assert_allclose(ours["unique_audio"], by_hand, atol=1e-10)
+
+
+def test_comparison_with_removal_names_the_top_space_of_each_answer():
+    from mmneuro.analyses.partition import compare_with_removal
+
+    partition_roi = {"unique_audio": {"aud": 0.3, "vis": 0.01}, "unique_visual": {"aud": -0.01, "vis": 0.2},
+                     "shared": {"aud": 0.0, "vis": 0.0}}
+    removal_roi = {"audio": {"aud": {"drop": 0.5, "q": 0.01}, "vis": {"drop": 0.3, "q": 0.2}},
+                   "visual": {"aud": {"drop": 0.0, "q": 0.9}, "vis": {"drop": 0.1, "q": 0.04}}}
+    out = compare_with_removal(partition_roi, removal_roi)
+    assert out["aud"]["partition_top"] == out["aud"]["removal_top"] == "audio" and out["aud"]["agree"]
+    assert out["vis"]["partition_top"] == "visual" and out["vis"]["removal_top"] == "audio"
+    assert not out["vis"]["agree"] and out["vis"]["drop_q"] == {"audio": 0.2, "visual": 0.04}
+    with pytest.raises(InputError, match="no space is both"):
+        compare_with_removal(partition_roi, {"words": removal_roi["audio"]})

@@ -78,3 +78,39 @@ def test_paired_drop_test_finds_no_drop_between_identical_predictions():
     Y, P = rng.standard_normal((100, 5)), rng.standard_normal((100, 5))
     out = paired_drop_test(Y, P, P.copy(), {"all": np.ones(5, bool)}, n_boot=200)
     assert out["roi"]["all"]["drop"] == 0 and out["roi"]["all"]["p"] == pytest.approx(1.0)
+
+
+def test_roi_contrasts_use_the_same_draws_and_point_the_right_way():
+    """drop(auditory) - drop(visual) is the difference of the ROI drops, significant one way only."""
+    ds, joint, audio, responses = audiovisual_study()
+    result = feature_removal(ds, joint, audio, responses, n_boot=300, block_len=10, contrasts="all")
+    assert set(result.contrasts) == {"auditory>visual", "visual>auditory"}
+    up, down = result.contrasts["auditory>visual"], result.contrasts["visual>auditory"]
+    assert up["diff"] == pytest.approx(result.roi["auditory"]["drop"] - result.roi["visual"]["drop"])
+    assert down["diff"] == pytest.approx(-up["diff"])
+    assert up["p"] < 0.01 and up["q"] < 0.05 and up["ci_low"] > 0
+    assert down["p"] > 0.5
+    # the same bootstrap draws: the two directions' intervals mirror each other
+    assert down["ci_low"] == pytest.approx(-up["ci_high"]) and down["ci_high"] == pytest.approx(-up["ci_low"])
+
+
+def test_contrast_names_are_checked():
+    from mmneuro.analyses.removal import resolve_contrasts
+    from mmneuro.errors import InputError
+
+    assert resolve_contrasts(["a>b", ("b", "a")], ["a", "b"]) == [("a", "b"), ("b", "a")]
+    assert resolve_contrasts(None, ["a", "b"]) == []
+    with pytest.raises(InputError, match="no ROI 'c'"):
+        resolve_contrasts(["a>c"], ["a", "b"])
+
+
+def test_restricting_targets_round_trips():
+    from mmneuro.analyses.removal import expand_targets, restrict_targets
+
+    ds, _, _, responses = audiovisual_study()
+    keep = np.arange(60) % 3 == 0
+    sub, resp = restrict_targets(ds, responses, keep)
+    assert resp.n_targets == 20 and sub.rois["auditory"].sum() == 10
+    np.testing.assert_array_equal(resp.runs["a"], responses.runs["a"][..., keep])
+    full = expand_targets(np.arange(20.0), keep)
+    assert np.isnan(full[~keep]).all() and (full[keep] == np.arange(20)).all()

@@ -9,14 +9,15 @@ The generative model
 --------------------
 1. **Stimulus.** Each stimulus run is ``n_trs * TR`` seconds of 128x128 video at 10 fps and
    16 kHz mono audio. Coloured circles and squares appear, move and vanish over flat
-   backgrounds that change at scene cuts (every 6-20 s). The run alternates between
+   backgrounds that change at scene cuts (scenes of 4-12 s). The run alternates between
    audiovisually *congruent* blocks (each object sounds a tone whose pitch is fixed by its
    colour, starting and stopping with the object, amplitude-modulated while it moves; scene
    cuts sound a noise burst) and *incongruent* blocks (tones, noise bursts and
    amplitude-modulated sounds at random times and pitches, unrelated to the picture), blocks
-   of 20-40 s. A narration describes the picture ("a red circle appears", "it moves left",
-   "the scene changes"); each word is rendered as a harmonic burst with formant-shaped
-   spectrum (speech-like, no TTS).
+   of 20-40 s in congruent/incongruent pairs whose second block replays the first block's
+   scenes in reverse order, so the picture is balanced across conditions. A narration
+   describes the picture ("a red circle appears", "it moves left", "the scene changes");
+   each word is rendered as a harmonic burst with formant-shaped spectrum (speech-like, no TTS).
 2. **Descriptors** are measured on the rendered media at the frame rate (frame centres
    ``(k + 0.5) / fps``): luminance, motion energy, colour saturation, audio RMS envelope,
    spectral centroid, word rate and audiovisual congruence.

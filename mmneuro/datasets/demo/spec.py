@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: picture content balanced across congruence conditions
 
 TR = 1.49
 FPS = 10

@@ -95,34 +95,72 @@ class Timeline:
         }
 
 
-def _scenes(rng: np.random.Generator, duration: float) -> tuple[np.ndarray, np.ndarray]:
-    cuts = [0.0]
-    while True:
-        t = cuts[-1] + rng.uniform(6.0, 20.0)
-        if t > duration - 3.0:
-            break
-        cuts.append(t)
-    backgrounds = []
-    value = rng.uniform(0.15, 0.9)
-    for _ in cuts:
-        hue, sat = rng.uniform(0, 1), rng.uniform(0.1, 0.45)
-        new = rng.uniform(0.12, 0.9)
-        while abs(new - value) < 0.2:  # each cut changes the luminance visibly
-            new = rng.uniform(0.12, 0.9)
-        value = new
-        backgrounds.append([round(255 * c) for c in colorsys.hsv_to_rgb(hue, sat, value)])
-    return np.asarray(cuts), np.asarray(backgrounds, dtype=np.uint8)
+def _background(rng: np.random.Generator, previous_value: float | None) -> tuple[list[int], float]:
+    """A flat background colour whose HSV value differs visibly (>= 0.2) from the previous one."""
+    hue, sat = rng.uniform(0, 1), rng.uniform(0.1, 0.45)
+    value = rng.uniform(0.12, 0.9)
+    while previous_value is not None and abs(value - previous_value) < 0.2:
+        value = rng.uniform(0.12, 0.9)
+    return [round(255 * c) for c in colorsys.hsv_to_rgb(hue, sat, value)], value
 
 
-def _blocks(rng: np.random.Generator, duration: float) -> list[tuple[float, float, bool]]:
-    blocks, t, congruent = [], 0.0, bool(rng.random() < 0.5)
-    while t < duration:
-        end = min(t + rng.uniform(20.0, 40.0), duration)
-        if duration - end < 10.0:  # no stub block at the end
-            end = duration
-        blocks.append((t, end, congruent))
-        t, congruent = end, not congruent
-    return blocks
+def _scene_lengths(rng: np.random.Generator, length: float) -> list[float]:
+    """Scene durations (4-12 s draws) filling ``length`` s; a remainder under 4 s joins the last scene."""
+    out: list[float] = []
+    left = length
+    while left > 0:
+        d = rng.uniform(4.0, 12.0)
+        if left - d < 4.0:
+            d = left
+        out.append(d)
+        left -= d
+    return out
+
+
+def _scenes_and_blocks(
+    rng: np.random.Generator, duration: float
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float, bool]]]:
+    """Scene cuts, backgrounds and congruence blocks, with picture content balanced across conditions.
+
+    Blocks (20-40 s) come in pairs, one congruent and one incongruent (the condition alternates
+    from block to block, the first drawn at random). The second block of a pair shows the first
+    block's scenes in reverse order with the same durations, so every background is on screen
+    exactly as long in the congruent as in the incongruent condition: the picture carries no
+    information about the condition (the scene at the centre of a pair continues across the
+    block boundary, without a cut). A remainder too short for another pair is shared by the
+    last pair.
+    """
+    blocks: list[tuple[float, float, bool]] = []
+    segments: list[tuple[float, list[int]]] = []  # (onset, rgb); consecutive equal colours merge
+    t, congruent, value = 0.0, bool(rng.random() < 0.5), None
+    while duration - t > 1e-9:
+        left = duration - t
+        length = min(rng.uniform(20.0, 40.0), left / 2)
+        if left - 2 * length < 40.0:  # no room for another pair of >= 20 s blocks
+            length = left / 2
+        lengths = _scene_lengths(rng, length)
+        colours = []
+        for _ in lengths:
+            rgb, value = _background(rng, value)
+            colours.append(rgb)
+        onset = t
+        for d, rgb in zip(lengths, colours):
+            segments.append((onset, rgb))
+            onset += d
+        for d, rgb in zip(lengths[::-1], colours[::-1]):
+            segments.append((onset, rgb))
+            onset += d
+        blocks.append((t, t + length, congruent))
+        blocks.append((t + length, min(t + 2 * length, duration), not congruent))
+        value = colorsys.rgb_to_hsv(*(c / 255 for c in colours[0]))[2]  # the pair ends on its first scene
+        t = blocks[-1][1]
+    cuts, backgrounds = [], []
+    for onset, rgb in segments:
+        if backgrounds and backgrounds[-1] == rgb:
+            continue
+        cuts.append(onset)
+        backgrounds.append(rgb)
+    return np.asarray(cuts), np.asarray(backgrounds, dtype=np.uint8), blocks
 
 
 def _objects(rng: np.random.Generator, duration: float) -> list[MovingObject]:
@@ -236,8 +274,7 @@ def _narration(rng, duration, cuts, objects) -> tuple[Words, list[float]]:
 
 def make_timeline(rng: np.random.Generator, duration: float) -> Timeline:
     """Draw scenes, congruence blocks, objects, sounds and narration for one run."""
-    cuts, backgrounds = _scenes(rng, duration)
-    blocks = _blocks(rng, duration)
+    cuts, backgrounds, blocks = _scenes_and_blocks(rng, duration)
     objects = _objects(rng, duration)
     sounds = _sounds(rng, duration, cuts, blocks, objects)
     words, f0 = _narration(rng, duration, cuts, objects)
