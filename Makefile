@@ -28,8 +28,8 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # Every figure the README shows, from analyses/fig_*.py (features come from the cache when present).
-figures: $(STAMP)
-	for script in analyses/fig_*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$script --out figures || exit 1; done
+figures: $(STAMP) $(DEMO)/dataset_description.json
+	for script in analyses/fig_*.py; do MMNEURO_DEMO=$(DEMO) HF_HUB_OFFLINE=1 $(BIN)/python $$script --out figures || exit 1; done
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -69,13 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     abl = sub.add_parser("ablate", help="attribution studies: why a model aligns with a region")
     abl_sub = abl.add_subparsers(dest="study", required=True)
     for name, summary in STUDIES.items():
-        try:
-            module = study_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != f"mmneuro.ablate.{name}":
-                raise
-            continue  # a study whose face is not built yet
-        module.add_arguments(abl_sub.add_parser(name, help=summary))
+        study_module(name).add_arguments(abl_sub.add_parser(name, help=summary))
     return parser
 
 

@@ -105,7 +105,7 @@ def test_contrast_names_are_checked():
 
 
 def test_restricting_targets_round_trips():
-    from mmneuro.analyses.removal import expand_targets, restrict_targets
+    from mmneuro.analyses.targets import expand_targets, restrict_targets
 
     ds, _, _, responses = audiovisual_study()
     keep = np.arange(60) % 3 == 0

@@ -31,8 +31,13 @@ import numpy as np
 
 from mmneuro import pipeline
 from mmneuro.analyses.attention import (
-    AttentionSummary, BlockingResult, cross_modal_blocking, relate_to_alignment, run_attention,
+    AttentionSummary,
+    BlockingResult,
+    cross_modal_blocking,
+    relate_to_alignment,
+    run_attention,
 )
+from mmneuro.analyses.targets import roi_union
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance
@@ -119,7 +124,7 @@ def attention_study(dataset: str | Path | Dataset = "demo", subject: str | int =
         blocked, _ = pipeline.model_features(model, ds, chosen, weights, allow_download, device, cache, seed,
                                              progress, dict(options, block_cross_modal=True))
     with timings("ridge"):
-        keep = np.any(np.stack(list(ds.rois.values())), axis=0) if targets == "rois" else None
+        keep = roi_union(ds.rois) if targets == "rois" else None
         blocking = cross_modal_blocking(ds, full, blocked, ds.load_responses(label),
                                         contrasts=[(multisensory, u) for u in unisensory], targets=keep,
                                         delays=delays, n_boot=n_boot, block_len=block_len, seed=seed)

@@ -34,9 +34,16 @@ import numpy as np
 
 from mmneuro import pipeline
 from mmneuro.analyses.experts import (
-    ExpertAlignment, InterventionEffect, collect_routing, dominant_expert, expert_alignment, feature_changes,
-    intervention_effect, usage_dict,
+    ExpertAlignment,
+    InterventionEffect,
+    collect_routing,
+    dominant_expert,
+    expert_alignment,
+    feature_changes,
+    intervention_effect,
+    usage_dict,
 )
+from mmneuro.analyses.targets import roi_union
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance
@@ -202,7 +209,7 @@ def expert_study(dataset: str | Path | Dataset = "demo", subject: str | int = 1,
 
     # 3. encoding
     resp = ds.load_responses(label)
-    mask = np.any(np.stack(list(ds.rois.values())), axis=0) if targets == "rois" else None
+    mask = roi_union(ds.rois) if targets == "rois" else None
     with timings("ridge"):
         per_expert = {l: {e: feats[f"{l}/expert-{e}"] for e in range(base.n_experts)} for l in chosen}
         alignment = expert_alignment(ds, per_expert, resp, {l: feats[l] for l in chosen}, mask, delays, progress)

@@ -26,10 +26,22 @@ import numpy as np
 
 from mmneuro import pipeline
 from mmneuro.ablate.remove import (
-    ModelSpec, add_common_arguments, add_model_arguments, as_spec, concat_layers, spec_features, target_mask,
+    ModelSpec,
+    add_common_arguments,
+    add_model_arguments,
+    as_spec,
+    concat_layers,
+    spec_features,
+    target_mask,
 )
-from mmneuro.analyses.partition import PartitionResult, compare_with_removal, partition_test, variance_partition
-from mmneuro.analyses.removal import RemovalResult, expand_targets, feature_removal, restrict_targets
+from mmneuro.analyses.partition import (
+    PartitionResult,
+    compare_with_removal,
+    partition_test,
+    variance_partition,
+)
+from mmneuro.analyses.removal import RemovalResult, feature_removal
+from mmneuro.analyses.targets import expand_targets, restrict_targets
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance

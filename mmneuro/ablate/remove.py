@@ -29,7 +29,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mmneuro import pipeline
-from mmneuro.analyses.removal import RemovalResult, expand_targets, removal_by_layer, restrict_targets
+from mmneuro.analyses.removal import RemovalResult, removal_by_layer
+from mmneuro.analyses.targets import expand_targets, restrict_targets, roi_union
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance
@@ -155,7 +156,7 @@ def target_mask(dataset: Dataset, targets: str) -> np.ndarray | None:
         return None
     if targets != "rois":
         raise InputError(f"targets must be 'rois' or 'all'; got {targets!r}")
-    return np.any(np.stack(list(dataset.rois.values())), axis=0)
+    return roi_union(dataset.rois)
 
 
 # --------------------------------------------------------------------------- the study

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from mmneuro.analyses.targets import expand_targets, roi_union
 from mmneuro.errors import InputError
 
 
@@ -452,13 +453,13 @@ def cross_modal_blocking(dataset: Any, full: dict[str, dict[str, np.ndarray]], b
                     None if responses.valid is None else responses.valid[keep])
     rois = {k: m[keep] for k, m in dataset.rois.items() if m[keep].any()}
     Y = heldout_responses(dataset, sub)
-    in_roi = np.flatnonzero(np.any(np.stack(list(rois.values())), axis=0))  # the tests only need ROI columns
+    in_roi = np.flatnonzero(roi_union(rois))  # the tests only need ROI columns
     rois_c = {k: m[in_roi] for k, m in rois.items()}
     r_full, r_blocked, roi, con = {}, {}, {}, {}
     for layer in layers:
         a = fit_evaluate(dataset, full[layer], sub, delays, keep_predictions=True)
         b = fit_evaluate(dataset, blocked[layer], sub, delays, keep_predictions=True)
-        r_full[layer], r_blocked[layer] = _expand(a.r, keep), _expand(b.r, keep)
+        r_full[layer], r_blocked[layer] = expand_targets(a.r, keep), expand_targets(b.r, keep)
         Yc, Pa, Pb = Y[:, in_roi], a.prediction[:, in_roi], b.prediction[:, in_roi]
         roi[layer] = paired_drop_test(Yc, Pa, Pb, rois_c, n_boot, block_len, seed)["roi"]
         if contrasts:
@@ -470,7 +471,3 @@ def cross_modal_blocking(dataset: Any, full: dict[str, dict[str, np.ndarray]], b
     return BlockingResult(layers, r_full, r_blocked, roi, con)
 
 
-def _expand(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    out = np.full(keep.shape, np.nan)
-    out[keep] = values
-    return out

@@ -18,6 +18,7 @@ import numpy as np
 from mmneuro.analyses.heldout import fit_evaluate, heldout_responses
 from mmneuro.analyses.removal import paired_drop_test
 from mmneuro.analyses.stats import block_resample, fdr_correct
+from mmneuro.analyses.targets import roi_union
 from mmneuro.datasets.base import Dataset, Responses
 from mmneuro.errors import InputError
 
@@ -125,7 +126,7 @@ def compare_models(dataset: Dataset, responses: Responses, features: dict[str, d
         roi[s] = roi_r_ci(Y, fit.prediction, rois, n_boot, block_len, seed=seed)
     paired: dict[str, dict[str, dict[str, float]]] = {}
     if reference is not None:
-        cols = np.flatnonzero(np.any(np.stack(list(rois.values())), axis=0))  # the tests only need ROI columns
+        cols = np.flatnonzero(roi_union(rois))  # the tests only need ROI columns
         for other in spaces:
             if other == reference:
                 continue

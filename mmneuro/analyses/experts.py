@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmneuro.analyses.targets import expand_targets, restrict_targets
 from mmneuro.errors import InputError
 
 
@@ -197,38 +198,6 @@ def collect_routing(adapter, runs, batch_size: int | None = None, window: str | 
 # --------------------------------------------------------------------------- alignment of expert outputs
 
 
-def restrict_targets(dataset, responses, targets: np.ndarray | None):
-    """A view of ``dataset`` and ``responses`` on the targets where ``targets`` (n_targets,) is True.
-
-    ROI masks are sliced to the kept targets; the mask image is dropped (maps are written
-    from full-length arrays, see :func:`expand`). ``targets=None`` returns the inputs.
-    """
-    import dataclasses
-
-    from mmneuro.datasets.base import Responses
-
-    if targets is None:
-        return dataset, responses
-    keep = np.asarray(targets, dtype=bool)
-    if keep.shape != (responses.n_targets,):
-        raise InputError(f"target mask has shape {keep.shape}; the responses have {responses.n_targets} targets")
-    if not keep.any():
-        raise InputError("the target mask selects no targets")
-    ds = dataclasses.replace(dataset, rois={k: m[keep] for k, m in dataset.rois.items()}, mask_img=None)
-    resp = Responses(responses.subject, {k: v[..., keep] for k, v in responses.runs.items()},
-                     None if responses.valid is None else responses.valid[keep])
-    return ds, resp
-
-
-def expand(values: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
-    """Values on the kept targets -> (n_targets,) with NaN elsewhere (``targets=None``: unchanged)."""
-    if targets is None:
-        return np.asarray(values, dtype=np.float64)
-    out = np.full(np.asarray(targets).shape, np.nan)
-    out[np.asarray(targets, dtype=bool)] = values
-    return out
-
-
 @dataclass
 class ExpertAlignment:
     """Held-out alignment of each expert's pooled output, per MoE layer.
@@ -275,12 +244,12 @@ def expert_alignment(dataset, expert_features: dict[str, dict[int, dict[str, np.
     r = np.full((len(layers), len(experts), n), np.nan)
     todo = [(i, j) for i, l in enumerate(layers) for j, e in enumerate(experts) if e in expert_features[l]]
     for i, j in tqdm(todo, desc="expert alignment", unit="space", disable=not progress, leave=False):
-        r[i, j] = expand(fit_evaluate(ds, expert_features[layers[i]][experts[j]], resp, delays).r, targets)
+        r[i, j] = expand_targets(fit_evaluate(ds, expert_features[layers[i]][experts[j]], resp, delays).r, targets)
     roi_r = np.array([[[roi_means(r[i, j], dataset.rois)[k] for k in rois] for j in range(len(experts))]
                       for i in range(len(layers))])
     layer_roi = None
     if layer_features is not None:
-        layer_roi = np.array([[roi_means(expand(fit_evaluate(ds, layer_features[l], resp, delays).r, targets),
+        layer_roi = np.array([[roi_means(expand_targets(fit_evaluate(ds, layer_features[l], resp, delays).r, targets),
                                          dataset.rois)[k] for k in rois] for l in layers])
     return ExpertAlignment(layers, experts, rois, r, roi_r, layer_roi)
 
@@ -345,7 +314,7 @@ def intervention_effect(dataset, base: dict[str, dict[str, np.ndarray]], interve
         fi = fit_evaluate(ds, intervened[layer], resp, delays, keep_predictions=True)
         drop = paired_drop_test(Y, fb.prediction, fi.prediction, ds.rois, n_boot, block_len, seed)["roi"]
         rise = paired_drop_test(Y, fi.prediction, fb.prediction, ds.rois, n_boot, block_len, seed)["roi"]
-        r_base[layer], r_int[layer] = expand(fb.r, targets), expand(fi.r, targets)
+        r_base[layer], r_int[layer] = expand_targets(fb.r, targets), expand_targets(fi.r, targets)
         roi[layer] = {}
         for k in rois:
             d = drop[k]

@@ -196,31 +196,3 @@ def removal_by_layer(dataset: Dataset, target: dict[str, dict[str, np.ndarray]],
             for layer, feats in tqdm(target.items(), desc="feature removal", unit="layer", disable=not progress)}
 
 
-def restrict_targets(dataset: Dataset, responses: Responses, keep: np.ndarray | None) -> tuple[Dataset, Responses]:
-    """``dataset`` and ``responses`` on the targets where ``keep`` (n_targets,) is True (None: unchanged).
-
-    ROI masks are sliced to the kept targets and the mask image is dropped: write maps from
-    full-length arrays (see :func:`expand_targets`).
-    """
-    import dataclasses
-
-    if keep is None:
-        return dataset, responses
-    keep = np.asarray(keep, dtype=bool)
-    if keep.shape != (responses.n_targets,):
-        raise InputError(f"target mask has shape {keep.shape}; the responses have {responses.n_targets} targets")
-    if not keep.any():
-        raise InputError("the target mask selects no targets")
-    ds = dataclasses.replace(dataset, rois={k: m[keep] for k, m in dataset.rois.items()}, mask_img=None)
-    resp = Responses(responses.subject, {k: v[..., keep] for k, v in responses.runs.items()},
-                     None if responses.valid is None else responses.valid[keep])
-    return ds, resp
-
-
-def expand_targets(values: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """Values on the kept targets -> (n_targets,) float64 with NaN elsewhere (``keep=None``: unchanged)."""
-    if keep is None:
-        return np.asarray(values, dtype=np.float64)
-    out = np.full(np.asarray(keep).shape, np.nan)
-    out[np.asarray(keep, dtype=bool)] = values
-    return out
