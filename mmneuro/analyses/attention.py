@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mmneuro.analyses.targets import expand_targets, roi_union
+from mmneuro.encoding.metrics import pearson_r
 from mmneuro.errors import InputError
 
 
@@ -382,7 +383,7 @@ def drop_contrast_test(Y: np.ndarray, P_full: np.ndarray, P_reduced: np.ndarray,
     masks = {k: rois[k][cols] for k in used}
 
     def drops(idx: np.ndarray | slice) -> dict[str, float]:
-        d = _corr(Yc[idx], Fc[idx]) - _corr(Yc[idx], Rc[idx])
+        d = pearson_r(Yc[idx], Fc[idx]) - pearson_r(Yc[idx], Rc[idx])
         return {k: float(np.nanmean(d[m])) for k, m in masks.items()}
 
     observed = drops(slice(None))
@@ -399,13 +400,6 @@ def drop_contrast_test(Y: np.ndarray, P_full: np.ndarray, P_reduced: np.ndarray,
                            "ci_high": float(np.quantile(boot[:, j], 0.975)),
                            "p": float(min(1.0, 2 * (1 + tail) / (1 + n_boot)))}
     return out
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mmneuro.analyses.removal import paired_drop_test
 from mmneuro.analyses.stats import block_resample, fdr_correct
 from mmneuro.analyses.targets import roi_union
 from mmneuro.datasets.base import Dataset, Responses
+from mmneuro.encoding.metrics import pearson_r
 from mmneuro.errors import InputError
 
 
@@ -41,7 +42,7 @@ def roi_r_ci(Y: np.ndarray, P: np.ndarray, rois: dict[str, np.ndarray], n_boot: 
     sub = [m[cols] for m in masks]
 
     def means(idx) -> list[float]:
-        r = _corr(Yc[idx], Pc[idx])
+        r = pearson_r(Yc[idx], Pc[idx])
         return [float(np.nanmean(r[m])) for m in sub]
 
     observed = means(slice(None))
@@ -50,13 +51,6 @@ def roi_r_ci(Y: np.ndarray, P: np.ndarray, rois: dict[str, np.ndarray], n_boot: 
     tail = (1 - ci) / 2
     return {k: {"r": observed[j], "ci_low": float(np.nanquantile(boot[:, j], tail)),
                 "ci_high": float(np.nanquantile(boot[:, j], 1 - tail))} for j, k in enumerate(names)}
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from mmneuro.analyses.heldout import evaluation_plan, fit_evaluate, heldout_resp
 from mmneuro.analyses.stats import block_resample, fdr_correct
 from mmneuro.datasets.base import Dataset, Responses
 from mmneuro.encoding import LeaveRunsOut, RidgeCV
+from mmneuro.encoding.metrics import pearson_r
 from mmneuro.errors import InputError
 from mmneuro.features.align import zscore_runs
 
@@ -149,13 +150,7 @@ def paired_drop_test(Y: np.ndarray, P_full: np.ndarray, P_reduced: np.ndarray, r
     if not 1 <= block_len <= n // 2:
         raise InputError(f"block_len must be in 1..{n // 2} for {n} samples, got {block_len}")
 
-    def corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a = a - a.mean(axis=0)
-        b = b - b.mean(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-
-    r_full, r_red = corr(Y, P_full), corr(Y, P_reduced)
+    r_full, r_red = pearson_r(Y, P_full), pearson_r(Y, P_reduced)
     names = list(rois)
     masks = np.stack([rois[k] for k in names])
     rng = np.random.default_rng(seed)
@@ -163,7 +158,7 @@ def paired_drop_test(Y: np.ndarray, P_full: np.ndarray, P_reduced: np.ndarray, r
     roi_boot = np.empty((n_boot, len(names)))
     for b in range(n_boot):
         idx = block_resample(rng, n, block_len)
-        d = corr(Y[idx], P_full[idx]) - corr(Y[idx], P_reduced[idx])
+        d = pearson_r(Y[idx], P_full[idx]) - pearson_r(Y[idx], P_reduced[idx])
         voxel_le0 += np.nan_to_num(d, nan=0.0) <= 0
         roi_boot[b] = [np.nanmean(d[m]) for m in masks]
     roi = {}
