@@ -9,7 +9,9 @@ short table.
 
 from __future__ import annotations
 
+import argparse
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 #: study name (the subcommand) -> what it answers
@@ -27,3 +29,18 @@ def study_module(name: str) -> ModuleType:
     if name not in STUDIES:
         raise KeyError(f"unknown study {name!r}; choose from {', '.join(STUDIES)}")
     return importlib.import_module(f"mmneuro.ablate.{name}")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, download: bool = True) -> None:
+    """The options every study shares: bootstrap, device, feature cache, output, seed, progress
+    (and ``--download`` where the study loads hub weights)."""
+    parser.add_argument("--n-boot", type=int, default=1000, help="block-bootstrap resamples (default 1000)")
+    parser.add_argument("--block-len", type=int, default=10, help="bootstrap block length in TRs (default 10)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default: $MMNEURO_CACHE or "
+                                                   "~/.cache/mmneuro/features)")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    parser.add_argument("--seed", type=int, default=0, help="random-weights seed and bootstrap seed (default 0)")
+    if download:
+        parser.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mmneuro import pipeline
+from mmneuro.ablate import add_run_arguments
 from mmneuro.analyses.attention import (
     AttentionSummary,
     BlockingResult,
@@ -279,20 +280,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "a JSON object or a JSON file")
     parser.add_argument("--layers", nargs="+", help="layer names or indices (default: every layer with attention)")
     parser.add_argument("--max-windows", type=int, help="windows per run for the attention statistics (default: all)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="block-bootstrap resamples (default 1000)")
-    parser.add_argument("--block-len", type=int, default=10, help="bootstrap block length in TRs (default 10)")
+    add_run_arguments(parser)
     parser.add_argument("--targets", choices=["all", "rois"], default="all",
                         help="fit every voxel (maps) or only ROI voxels (faster)")
     parser.add_argument("--multisensory", default=MULTISENSORY, help="the multisensory ROI (default multisensory)")
     parser.add_argument("--unisensory", nargs="+", default=list(UNISENSORY),
                         help="unisensory ROIs to contrast with (default: visual auditory)")
-    parser.add_argument("--download", action="store_true", help="allow fetching weights from the model hub")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--cache", type=Path, help="feature cache folder (default: $MMNEURO_CACHE or "
-                                                   "~/.cache/mmneuro/features)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> Path:

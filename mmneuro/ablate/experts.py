@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mmneuro import pipeline
+from mmneuro.ablate import add_run_arguments
 from mmneuro.analyses.experts import (
     ExpertAlignment,
     InterventionEffect,
@@ -330,14 +331,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", default=None, help="only these runs (e.g. train-01 test-01, for speed)")
     parser.add_argument("--targets", choices=("rois", "all"), default="rois",
                         help="encode the voxels inside the ROIs (default) or all targets")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results root (default results/)")
-    parser.add_argument("--cache", type=Path, default=None, help="feature cache folder (default $MMNEURO_CACHE)")
-    parser.add_argument("--device", default=None, help="torch device (default: CUDA when available)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the paired test (default 1000)")
-    parser.add_argument("--block-len", type=int, default=10, help="bootstrap block length in TRs (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="random-weights seed and bootstrap seed (default 0)")
-    parser.add_argument("--download", action="store_true", help="allow fetching missing hub weights")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Path:

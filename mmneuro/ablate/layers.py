@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mmneuro import pipeline
+from mmneuro.ablate import add_run_arguments
 from mmneuro.analyses.layers import COMPARISONS, LayerStudy, layer_study
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
@@ -251,14 +252,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="word-rate baseline: auto (when the dataset has words), word-rate, none")
     parser.add_argument("--targets", choices=TARGETS, default="rois",
                         help="encode the voxels inside the ROIs (default, fast) or all targets (whole-brain maps)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="time-block bootstrap resamples (one subject)")
-    parser.add_argument("--block-len", type=int, default=10, help="bootstrap block length in TRs (one subject)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--cache", type=Path, help="feature cache folder (default: $MMNEURO_CACHE or "
-                                                   "~/.cache/mmneuro/features)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
+    add_run_arguments(parser, download=False)
 
 
 def run(args: argparse.Namespace) -> Path:
