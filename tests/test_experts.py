@@ -19,13 +19,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from media import write_square_video
 
 from mmneuro.analyses.experts import collect_routing
 from mmneuro.datasets.base import StimulusRun
 from mmneuro.errors import InputError
 from mmneuro.models import WindowInput, get_adapter
 from mmneuro.models.moe import tiny_config
-from mmneuro.models.moe_intervention import RouterIntervention, plant_collapsed_router, route
+from mmneuro.models.moe_intervention import (
+    RouterIntervention,
+    plant_collapsed_router,
+    route,
+)
 
 L3 = 2  # decoder block index of "layer-3" (sparse; block 1 is dense in tiny_config)
 
@@ -197,19 +202,8 @@ def test_intervention_options_are_checked():
 @pytest.fixture(scope="module")
 def media_run(tmp_path_factory):
     """3 s of video (a moving bright square at 8 fps) and a words file; TR 1 s."""
-    import av
-
     d = tmp_path_factory.mktemp("moe")
-    with av.open(str(d / "v.mp4"), "w") as out:
-        s = out.add_stream("mpeg4", rate=8)
-        s.width, s.height, s.pix_fmt, s.options = 40, 32, "yuv420p", {"qscale": "1"}
-        for i in range(24):
-            img = np.full((32, 40, 3), 30, dtype=np.uint8)
-            img[4:14, i : i + 8] = 230
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    write_square_video(d / "v.mp4", 24)
     words = "the quick brown fox jumped over the lazy dog".split()
     lines = ["onset\tduration\tword"] + [f"{0.3 * i:.3f}\t0.25\t{w}" for i, w in enumerate(words)]
     (d / "w.tsv").write_text("\n".join(lines) + "\n")

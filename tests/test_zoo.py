@@ -15,12 +15,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
+from media import write_square_video
 
 from mmneuro.datasets.base import StimulusRun
 from mmneuro.errors import InputError
 from mmneuro.features.extract import extract_run
 from mmneuro.models import WindowInput, available_models, get_adapter
-from mmneuro.models.audio import ContextWindowInput, context_window_inputs, kaldi_fbank, whisper_logmel
+from mmneuro.models.audio import (
+    ContextWindowInput,
+    context_window_inputs,
+    kaldi_fbank,
+    whisper_logmel,
+)
 
 SR = 16000
 TR = 1.0
@@ -83,20 +89,10 @@ def adapter(name, **kw):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """4 s of video (a moving bright square), audio (a tone whose pitch changes each second), words."""
-    import av
     import soundfile as sf
 
     d = tmp_path_factory.mktemp("zoo")
-    with av.open(str(d / "v.mp4"), "w") as out:
-        s = out.add_stream("mpeg4", rate=8)
-        s.width, s.height, s.pix_fmt, s.options = 40, 32, "yuv420p", {"qscale": "1"}
-        for i in range(32):
-            img = np.full((32, 40, 3), 30, dtype=np.uint8)
-            img[4:14, i : i + 8] = 230
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    write_square_video(d / "v.mp4", 32)
     t = np.arange(4 * SR) / SR
     wav = 0.3 * np.sin(2 * np.pi * (300 + 400 * np.floor(t)) * t)
     sf.write(str(d / "a.wav"), wav.astype(np.float32), SR)
@@ -354,7 +350,9 @@ def moe():
 
 
 def test_moe_patches_follow_the_hf_video_processor_order(moe):
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import (
+        Qwen3VLVideoProcessor,
+    )
 
     frames = np.random.default_rng(4).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     item = moe.preprocess(WindowInput(frames=frames))
