@@ -258,7 +258,6 @@ class EncodeResult:
 def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                  command: list[str] | None, seed: int) -> Path:
     """scores.json, per-layer r maps (NIfTI or .npy), figure.png and provenance.json, atomically."""
-    import matplotlib.pyplot as plt
 
     from mmneuro.plotting.figures import encode_figure
 
@@ -272,11 +271,17 @@ def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: 
         write_map(result.ceiling.r, dataset, tmp / "ceiling_r")
         fig = encode_figure(result.summary, maps.get(result.summary["best_layer"]),
                             title=f"{result.dataset} sub-{result.subject} {model_label(result.model, result.weights)}")
-        fig.savefig(tmp / "figure.png", dpi=110)
-        plt.close(fig)
-        (tmp / "provenance.json").write_text(json.dumps(
-            provenance(command, config, result.weights, seed, result.timings), indent=2))
+        write_figure_and_provenance(tmp, fig, provenance(command, config, result.weights, seed, result.timings))
     return out_dir
+
+
+def write_figure_and_provenance(folder: Path, fig: Any, record: dict[str, Any]) -> None:
+    """``figure.png`` (the figure is closed after saving) and ``provenance.json`` of a result folder."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(folder / "figure.png", dpi=110)
+    plt.close(fig)
+    (folder / "provenance.json").write_text(json.dumps(record, indent=2, default=str))
 
 
 def write_map(values: np.ndarray, dataset: Dataset, stem: Path) -> Any:

@@ -41,6 +41,7 @@ from mmneuro.analyses.attention import (
 from mmneuro.analyses.targets import roi_union
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
+from mmneuro.models.registry import random_weights_options
 from mmneuro.provenance import Timings, provenance
 
 STUDY = "attention"
@@ -187,7 +188,6 @@ def results_json(result: AttentionStudy) -> dict[str, Any]:
 def write_study(result: AttentionStudy, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                 command: list[str] | None, seed: int, timings: dict[str, float]) -> Path:
     """results.json, arrays.npz, r / drop maps, figure.png and provenance.json, atomically."""
-    import matplotlib.pyplot as plt
 
     from mmneuro.plotting.attention import attention_figure
 
@@ -211,10 +211,7 @@ def write_study(result: AttentionStudy, dataset: Dataset, out_dir: Path, config:
         fig = attention_figure(s, b, result.roi_r, result.relation,
                                f"{result.dataset} sub-{result.subject} {result.model}{tag}: attention and "
                                "cross-modal blocking")
-        fig.savefig(tmp / "figure.png", dpi=100)
-        plt.close(fig)
-        (tmp / "provenance.json").write_text(json.dumps(provenance(command, config, result.weights, seed, timings),
-                                                        indent=2))
+        pipeline.write_figure_and_provenance(tmp, fig, provenance(command, config, result.weights, seed, timings))
     return out_dir
 
 
@@ -251,24 +248,6 @@ def format_study(result: AttentionStudy) -> str:
 # --------------------------------------------------------------------------- command line
 
 
-def parse_model_config(text: str | None) -> dict[str, Any] | None:
-    """``--model-config``: ``tiny`` (:func:`mmneuro.models.tvlt.tiny_config`), a JSON object, or a JSON file."""
-    if text is None:
-        return None
-    if text == "tiny":
-        from mmneuro.models.tvlt import tiny_config
-
-        return tiny_config()
-    path = Path(text)
-    try:
-        value = json.loads(path.read_text()) if path.is_file() else json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--model-config must be 'tiny', a JSON object or a JSON file; {text!r}: {err}") from err
-    if not isinstance(value, dict):
-        raise InputError(f"--model-config must describe a JSON object, got {type(value).__name__}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``mmneuro ablate attention``."""
     parser.add_argument("--dataset", default="demo", help="'demo' (data/demo), 'alice', or a dataset folder")
@@ -292,12 +271,11 @@ def run(args: argparse.Namespace) -> Path:
     """Run the study from parsed arguments; prints the tables and returns the result folder."""
     import sys
 
-    config = parse_model_config(args.model_config)
-    if config is not None and args.weights != "random":
-        raise InputError("--model-config applies to --weights random only (a weights folder carries its own config)")
+    options = None if args.model_config is None else \
+        random_weights_options(args.model, args.weights, args.model_config)
     result = attention_study(
         dataset=args.dataset, subject=args.subject, model=args.model, layers=args.layers, weights=args.weights,
-        model_options={"config": config} if config is not None else None, out=args.out, seed=args.seed,
+        model_options=options, out=args.out, seed=args.seed,
         cache=args.cache if args.cache is not None else pipeline.DEFAULT_CACHE, device=args.device,
         max_windows=args.max_windows, n_boot=args.n_boot, block_len=args.block_len, targets=args.targets,
         multisensory=args.multisensory, unisensory=args.unisensory, allow_download=args.download,

@@ -47,12 +47,10 @@ from mmneuro.analyses.experts import (
 from mmneuro.analyses.targets import roi_union
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
+from mmneuro.models.registry import random_weights_options
 from mmneuro.provenance import Timings, provenance
 
 STUDY = "experts"
-TINY_OPTIONS = {"image_size": 32, "n_frames": 4}
-
-
 @dataclass
 class ExpertStudy:
     """What :func:`expert_study` found for one subject.
@@ -97,31 +95,6 @@ class ExpertStudy:
 
 def _nan_list(a: np.ndarray) -> list:
     return np.where(np.isfinite(a), a, np.nan).tolist()
-
-
-def model_setup(model: str, weights: str | None, config: Any, model_options: dict[str, Any] | None) -> dict[str, Any]:
-    """Adapter options: for random weights, ``config`` (``"tiny"``, a JSON file of a
-    ``Qwen3VLMoeConfig`` or a config object) plus small frames unless ``model_options`` says otherwise."""
-    opts = dict(model_options or {})
-    if weights == "random" and "config" not in opts:
-        if config is None or config == "tiny":
-            from mmneuro.models.moe import tiny_config
-
-            opts["config"] = tiny_config()
-            for k, v in TINY_OPTIONS.items():
-                opts.setdefault(k, v)
-        elif isinstance(config, (str, Path)):
-            from transformers import Qwen3VLMoeConfig
-
-            path = Path(config)
-            if not path.is_file():
-                raise InputError(f"--config {config!r}: give 'tiny' or a JSON file of a Qwen3VLMoeConfig")
-            opts["config"] = Qwen3VLMoeConfig.from_dict(json.loads(path.read_text()))
-        else:
-            opts["config"] = config
-    elif weights != "random" and config not in (None, "tiny"):
-        raise InputError("--config applies to --weights random only (trained weights bring their own config)")
-    return opts
 
 
 def select_runs(dataset: Dataset, runs: Sequence[str] | None) -> Dataset:
@@ -174,7 +147,7 @@ def expert_study(dataset: str | Path | Dataset = "demo", subject: str | int = 1,
     label = subjects[0]
     if targets not in ("rois", "all"):
         raise InputError(f"targets must be 'rois' or 'all'; got {targets!r}")
-    opts = model_setup(model, weights, config, model_options)
+    opts = random_weights_options(model, weights, config, model_options)
     kw = dict(weights=weights, device=device, allow_download=allow_download, seed=seed)
 
     # 1. routing of the base model
@@ -261,7 +234,6 @@ def _stats(record, layers: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
 def write_study(study: ExpertStudy, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                 command: list[str] | None, seed: int) -> Path:
     """results.json, arrays.npz, change-of-r maps, figure.png and provenance.json, atomically."""
-    import matplotlib.pyplot as plt
 
     from mmneuro.plotting.experts import expert_figure
 
@@ -280,10 +252,7 @@ def write_study(study: ExpertStudy, dataset: Dataset, out_dir: Path, config: dic
             pipeline.write_map(study.effect.r_intervened[l] - study.effect.r_base[l], dataset, tmp / f"change_r_{l}")
         fig = expert_figure(results, f"{study.dataset} sub-{study.subject} "
                                      f"{pipeline.model_label(study.model, study.weights)}: expert collapse and ablation")
-        fig.savefig(tmp / "figure.png", dpi=110)
-        plt.close(fig)
-        (tmp / "provenance.json").write_text(json.dumps(
-            provenance(command, config, study.weights, seed, study.timings), indent=2, default=str))
+        pipeline.write_figure_and_provenance(tmp, fig, provenance(command, config, study.weights, seed, study.timings))
     return out_dir
 
 

@@ -182,7 +182,6 @@ def _floats(value: Any) -> Any:
 def write_results(result: LayersResult, dataset: Dataset, folder: Path, config: dict[str, Any],
                   command: list[str] | None, seed: int) -> Path:
     """results.json, arrays.npz, maps (volumetric data), figure.png and provenance.json, atomically."""
-    import matplotlib.pyplot as plt
 
     from mmneuro.plotting.layers import plot_layer_study
 
@@ -209,10 +208,7 @@ def write_results(result: LayersResult, dataset: Dataset, folder: Path, config: 
         fig = plot_layer_study(study, f"{result.dataset} {who}: {pipeline.model_label(result.model, result.weights)} "
                                       f"layers ({study.ci_method} 95 % CI)",
                                baseline_label=(result.summary["baseline"] or {}).get("name") or "baseline")
-        fig.savefig(tmp / "figure.png", dpi=110)
-        plt.close(fig)
-        (tmp / "provenance.json").write_text(json.dumps(
-            provenance(command, config, result.weights, seed, result.timings), indent=2))
+        pipeline.write_figure_and_provenance(tmp, fig, provenance(command, config, result.weights, seed, result.timings))
     return folder
 
 

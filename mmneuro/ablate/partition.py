@@ -172,7 +172,6 @@ def partition_study(dataset: str | Path | Dataset = "demo", subject: str | int =
 def write_study(study: PartitionStudy, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                 command: list[str] | None, seed: int) -> Path:
     """results.json, arrays.npz, unique/shared maps, figure.png and provenance.json, atomically."""
-    import matplotlib.pyplot as plt
 
     from mmneuro.plotting.removal import partition_figure
 
@@ -191,10 +190,7 @@ def write_study(study: PartitionStudy, dataset: Dataset, out_dir: Path, config: 
             pipeline.write_map(arrays[name], dataset, tmp / name)
         np.savez_compressed(tmp / "arrays.npz", spaces=np.array(p.spaces), **arrays)
         fig = partition_figure(summary, f"{study.dataset} sub-{study.subject}: {study.label}")
-        fig.savefig(tmp / "figure.png", dpi=110)
-        plt.close(fig)
-        (tmp / "provenance.json").write_text(json.dumps(
-            provenance(command, config, study.weights, seed, study.timings), indent=2, default=str))
+        pipeline.write_figure_and_provenance(tmp, fig, provenance(command, config, study.weights, seed, study.timings))
     return out_dir
 
 

@@ -13,7 +13,7 @@ Writes ``results/<dataset>/sub-<label>/ablate-remove/<joint>-minus-<removed>/``:
 for ROI datasets), ``provenance.json`` and ``figure.png``.
 
 Random weights (``weights="random"``) take the architecture from ``config``: ``"tiny"`` (the
-laptop-sized presets of :data:`TINY_MODELS`), a JSON file or JSON text of the model's config.
+laptop-sized presets of :data:`TINY_PRESETS`), a JSON file or JSON text of the model's config.
 :class:`ModelSpec` and :func:`spec_features` are shared with ``mmneuro ablate partition``.
 """
 
@@ -34,30 +34,10 @@ from mmneuro.analyses.removal import RemovalResult, removal_by_layer
 from mmneuro.analyses.targets import expand_targets, restrict_targets, roi_union
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
+from mmneuro.models.registry import TINY_PRESETS, random_weights_options
 from mmneuro.provenance import Timings, provenance
 
 STUDY = "remove"
-
-#: ViT architecture of the ``"tiny"`` preset: 32-pixel frames, 8-pixel patches, 2 layers of width 32.
-TINY_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
-                patch_size=8)
-
-
-def _tiny_vit() -> dict[str, Any]:
-    from transformers import ViTConfig
-
-    return {"config": ViTConfig(**TINY_VIT)}
-
-
-def _tiny_tvlt() -> dict[str, Any]:
-    from mmneuro.models.tvlt import tiny_config
-
-    return {"config": tiny_config()}
-
-
-#: models with a ``config="tiny"`` preset for random weights -> adapter options
-TINY_MODELS: dict[str, Callable[[], dict[str, Any]]] = {"vit": _tiny_vit, "tvlt": _tiny_tvlt}
-
 
 @dataclass
 class ModelSpec:
@@ -76,36 +56,7 @@ class ModelSpec:
 
     def adapter_options(self) -> dict[str, Any]:
         """Options for :func:`mmneuro.models.registry.get_adapter` (``config`` resolved)."""
-        opts = dict(self.options)
-        if self.weights != "random":
-            if self.config not in (None, "tiny"):
-                raise InputError(f"{self.model}: a config applies to random weights only (trained weights bring "
-                                 "their own); drop it or use weights='random'")
-            return opts
-        if "config" in opts:
-            return opts
-        if self.config is None or self.config == "tiny":
-            if self.model not in TINY_MODELS:
-                raise InputError(f"{self.model}: no 'tiny' preset (presets: {', '.join(TINY_MODELS)}); pass a config "
-                                 "(a JSON file or JSON text of the model's configuration)")
-            for k, v in TINY_MODELS[self.model]().items():
-                opts.setdefault(k, v)
-        elif isinstance(self.config, (str, Path)):
-            text = str(self.config).strip()
-            path = Path(text)
-            if text.startswith("{"):
-                opts["config"] = json.loads(text)
-            elif path.is_file():
-                opts["config"] = json.loads(path.read_text())
-            else:
-                raise InputError(f"{self.model}: config {text!r} is neither 'tiny', JSON text nor a JSON file")
-            if self.model == "vit":
-                from transformers import ViTConfig
-
-                opts["config"] = ViTConfig(**opts["config"])
-        else:
-            opts["config"] = self.config
-        return opts
+        return random_weights_options(self.model, self.weights, self.config, self.options)
 
     def record(self) -> dict[str, Any]:
         """A JSON-able description (for results and provenance)."""
@@ -267,7 +218,6 @@ def _one_subject(ds: Dataset, subject: str | int) -> list[str]:
 def write_study(study: RemovalStudy, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                 command: list[str] | None, seed: int) -> Path:
     """results.json, arrays.npz, drop maps, figure.png and provenance.json, atomically."""
-    import matplotlib.pyplot as plt
 
     from mmneuro.plotting.removal import removal_figure
 
@@ -281,10 +231,7 @@ def write_study(study: RemovalStudy, dataset: Dataset, out_dir: Path, config: di
             pipeline.write_map(arrays[f"drop_{layer}"], dataset, tmp / f"drop_{layer}")
         np.savez_compressed(tmp / "arrays.npz", layers=np.array(study.layers), **arrays)
         fig = removal_figure(summary, f"{study.dataset} sub-{study.subject}: {study.label}")
-        fig.savefig(tmp / "figure.png", dpi=110)
-        plt.close(fig)
-        (tmp / "provenance.json").write_text(json.dumps(
-            provenance(command, config, study.weights, seed, study.timings), indent=2, default=str))
+        pipeline.write_figure_and_provenance(tmp, fig, provenance(command, config, study.weights, seed, study.timings))
     return out_dir
 
 
@@ -319,7 +266,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, prefix: str, what: str,
                              "(default: the model's own)")
     parser.add_argument(f"{p}config", default="tiny",
                         help=f"{what} architecture for random weights: 'tiny' (default; presets: "
-                             f"{', '.join(TINY_MODELS)}), a JSON file or JSON text of the model's config")
+                             f"{', '.join(TINY_PRESETS)}), a JSON file or JSON text of the model's config")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,9 @@ model with the :func:`register` decorator.
 
 from __future__ import annotations
 
-from typing import Callable
+import json
+from pathlib import Path
+from typing import Any, Callable
 
 from mmneuro.errors import InputError
 from mmneuro.models.base import ModelAdapter
@@ -174,3 +176,84 @@ register("clap", "CLAP HTSAT unfused (laion/clap-htsat-unfused): audio tower on 
 register("xclip", "X-CLIP B/32 (microsoft/xclip-base-patch32): 8 TR frames through cross-frame vision + MIT, text tower on the TR's words; vision/..., text/...")(
     _hf_factory("xclip", "mmneuro.models.xclip", "XCLIPAdapter", "microsoft/xclip-base-patch32")
 )
+
+
+# --------------------------------------------------------------------------- random-weight architectures
+
+
+def _tiny_vit() -> dict[str, Any]:
+    from transformers import ViTConfig
+
+    return {"config": ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                image_size=32, patch_size=8)}
+
+
+def _tiny_tvlt() -> dict[str, Any]:
+    from mmneuro.models.tvlt import tiny_config
+
+    return {"config": tiny_config()}
+
+
+def _tiny_moe() -> dict[str, Any]:
+    from mmneuro.models.moe import tiny_config
+
+    return {"config": tiny_config(), "image_size": 32, "n_frames": 4}
+
+
+#: laptop-sized architectures for random weights (``config="tiny"``): model -> adapter options
+TINY_PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"vit": _tiny_vit, "tvlt": _tiny_tvlt, "qwen3-vl-moe": _tiny_moe}
+
+
+def _config_from_dict(model: str, values: dict[str, Any]) -> Any:
+    """A config given as a JSON object -> what the adapter takes (HF config classes for HF models)."""
+    if model == "vit":
+        from transformers import ViTConfig
+
+        return ViTConfig(**values)
+    if model == "qwen3-vl-moe":
+        from transformers import Qwen3VLMoeConfig
+
+        return Qwen3VLMoeConfig.from_dict(values)
+    return values
+
+
+def random_weights_options(model: str, weights: str | None, config: Any = "tiny",
+                           options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Adapter options with the architecture resolved for random weights.
+
+    ``config`` (random weights only): ``"tiny"`` / None (the :data:`TINY_PRESETS` entry), JSON text, a
+    JSON file, or a config object/dict. Options already holding ``"config"`` win. With trained
+    weights any config but ``"tiny"``/None is an error: trained weights bring their own.
+    """
+    opts = dict(options or {})
+    if weights != "random":
+        if config not in (None, "tiny"):
+            raise InputError(f"{model}: a config applies to random weights only (trained weights bring "
+                             "their own); drop it or use weights='random'")
+        return opts
+    if "config" in opts:
+        return opts
+    if config is None or config == "tiny":
+        if model not in TINY_PRESETS:
+            raise InputError(f"{model}: no 'tiny' preset (presets: {', '.join(TINY_PRESETS)}); pass a config "
+                             "(a JSON file or JSON text of the model's configuration)")
+        for k, v in TINY_PRESETS[model]().items():
+            opts.setdefault(k, v)
+    elif isinstance(config, (str, Path)):
+        text = str(config).strip()
+        path = Path(text)
+        try:
+            if text.startswith("{"):
+                values = json.loads(text)
+            elif path.is_file():
+                values = json.loads(path.read_text())
+            else:
+                raise InputError(f"{model}: config {text!r} is neither 'tiny', JSON text nor a JSON file")
+        except json.JSONDecodeError as err:
+            raise InputError(f"{model}: config {text!r} is not valid JSON: {err}") from err
+        if not isinstance(values, dict):
+            raise InputError(f"{model}: config must be a JSON object, got {type(values).__name__}")
+        opts["config"] = _config_from_dict(model, values)
+    else:
+        opts["config"] = config
+    return opts
