@@ -15,6 +15,7 @@ import numpy as np
 
 Split = Literal["train", "test"]
 Evaluation = Literal["heldout", "leave-one-run-out", "contiguous-folds"]
+CeilingMethod = Literal["auto", "repeats", "loo-isc", "split-half", "ridge"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class StimulusRun:
         media files) at which each response row was acquired.
     video, audio, words : media files of the run (MP4, WAV, word TSV/TextGrid) or None.
         Words files hold onsets on the same stimulus clock.
+    events : events TSV of the run (``onset``, ``duration``, ``trial_type``[, ``modulation``]),
+        onsets on the same stimulus clock, or None.
     split : ``"train"`` or ``"test"`` (used when the dataset's evaluation is ``"heldout"``).
     """
 
@@ -37,6 +40,7 @@ class StimulusRun:
     audio: Path | None = None
     words: Path | None = None
     split: Split = "train"
+    events: Path | None = None
 
     @property
     def n_trs(self) -> int:
@@ -93,6 +97,11 @@ class Dataset:
     mask_img : for volumetric data, the NIfTI brain mask whose in-mask voxels are the
         targets (nilearn ``NiftiMasker`` order); None for ROI time series.
     target_names : names of the response columns when they are few (ROI series).
+    ceiling : how the noise ceiling is computed: ``"repeats"`` (explainable variance of the
+        repeated test runs), ``"loo-isc"`` (leave-one-out inter-subject correlation against the
+        mean of the other subjects), ``"split-half"`` (split-half reliability of repeats with
+        Spearman-Brown), ``"ridge"`` (cross-subject ridge prediction), or ``"auto"`` (repeats
+        when every test run was presented more than once, else loo-isc).
     notes : human-readable remarks from loading (excluded subjects, constant columns).
     ground_truth : folder holding the simulation truth, when the dataset has one.
     """
@@ -110,6 +119,7 @@ class Dataset:
     feature_detrend: int | None = None
     mask_img: object | None = None
     target_names: list[str] | None = None
+    ceiling: CeilingMethod = "auto"
     notes: list[str] = field(default_factory=list)
     ground_truth: Path | None = None
 
