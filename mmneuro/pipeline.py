@@ -32,32 +32,12 @@ DEFAULT_CACHE = Path(os.environ.get("MMNEURO_CACHE", Path.home() / ".cache" / "m
 
 # --------------------------------------------------------------------------- datasets
 
-def load_dataset(spec: str | Path) -> Dataset:
-    """``"demo"`` (``data/demo``), ``"alice"`` (``../shared/data/alice-brennan2016``) or a folder of either."""
-    from mmneuro.datasets.alice import load_alice
-    from mmneuro.datasets.demo import load_demo
+def load_dataset(spec: str | Path | Dataset) -> Dataset:
+    """A dataset through its description: ``"demo"``, a known name (``"alice"``), a folder holding
+    ``mmneuro.toml`` or a description file (see :mod:`mmneuro.datasets.catalog`)."""
+    from mmneuro.datasets.catalog import open_dataset
 
-    if str(spec) == "demo":
-        return load_demo(Path(os.environ.get("MMNEURO_DEMO", "data/demo")))
-    if str(spec) == "alice":
-        return load_alice()
-    path = Path(spec)
-    if not path.is_dir():
-        raise InputError(f"dataset {str(spec)!r} is neither 'demo', 'alice' nor an existing folder")
-    kind = dataset_kind(path)
-    if kind is None:
-        raise InputError(f"cannot tell what dataset {path} holds: expected a demo dataset "
-                         f"(dataset_description.json) or the Alice layout (fmri/, stimulus/)")
-    return load_demo(path) if kind == "demo" else load_alice(path)
-
-
-def dataset_kind(path: Path) -> str | None:
-    """``"demo"`` or ``"alice"`` when the folder holds that dataset's layout, else None."""
-    if (path / "dataset_description.json").exists():
-        return "demo"
-    if (path / "fmri").is_dir() and (path / "stimulus").is_dir():
-        return "alice"
-    return None
+    return open_dataset(spec)
 
 
 def resolve_subjects(dataset: Dataset, subject: str | int) -> list[str]:
@@ -112,12 +92,13 @@ def extract(model: str, stimuli: str | Path | Dataset, layers: Sequence[str] | N
     folder of files (runs by file stem, TR grid ``(i + 0.5) * tr``). Returns one
     :class:`~mmneuro.features.extract.RunReport` per run.
     """
+    from mmneuro.datasets.catalog import KNOWN, is_dataset
     from mmneuro.features.extract import extract_run, stimulus_runs
     from mmneuro.features.store import FeatureStore
     from mmneuro.models.registry import get_adapter
 
     spec = Path(str(stimuli)) if not isinstance(stimuli, Dataset) else None
-    if isinstance(stimuli, Dataset) or str(stimuli) in ("demo", "alice") or (spec.is_dir() and dataset_kind(spec)):
+    if isinstance(stimuli, Dataset) or str(stimuli) in ("demo", *KNOWN) or is_dataset(spec):
         ds = stimuli if isinstance(stimuli, Dataset) else load_dataset(stimuli)
         if tr is not None and abs(float(tr) - ds.tr) > 1e-9:
             raise InputError(f"dataset {ds.name!r} has TR {ds.tr} s; --tr {tr} contradicts it (omit --tr)")

@@ -65,19 +65,19 @@ def test_fake_screening(fake_root):
     ds = load_alice(root)
     assert ds.subjects == ["18", "22"]
     notes = "\n".join(ds.notes)
-    assert "s33 excluded" in notes and "all zero" in notes
-    assert "s40 excluded" in notes and "(300, 6)" in notes
-    assert "s41 excluded" in notes and "NaN" in notes and "LPTL" in notes
-    assert "s22" in notes and "LPreM" in notes and "RATL" in notes
-    assert "2 of 5 subjects usable" in notes and "2 constant subject-ROI columns" in notes
-    r22 = ds.load_responses("22")
+    assert "subject 33 excluded" in notes and "s33-timecourses.txt: every column is all zero" in notes
+    assert "subject 40 excluded" in notes and "300 rows but run 'story' has 362 TRs" in notes
+    assert "subject 41 excluded" in notes and "1 NaN" in notes and "(first: 2)" in notes  # column 2 = LPTL
+    assert "2 of 5 subjects usable" in notes and "2 constant subject-target columns" in notes
+    with pytest.warns(UserWarning, match=r"s22-timecourses.txt: 1 of 6 targets are constant \(first indices \[4\]\)"):
+        r22 = ds.load_responses("22")
     assert r22.valid.tolist() == [True, False, True, True, False, True]
     story = r22.runs["story"][0]
     assert not np.isnan(story).any()
     np.testing.assert_array_equal(story[:, 4], 0.0)  # constant over the whole series -> zeros
     assert abs(story[:, 1].std() - 1) < 1e-5  # constant in one half only: cleaned, but marked invalid
-    assert ds.load_responses("s18").valid.all()
-    with pytest.raises(InputError, match="excluded: every column is all zero"):
+    assert ds.load_responses("18").valid is None  # None: every target valid
+    with pytest.raises(InputError, match="excluded: .*every column is all zero"):
         ds.load_responses("33")
 
 
@@ -120,7 +120,7 @@ def test_real_subjects_and_exclusion():
     assert len(ds.subjects) == 27
     assert "33" not in ds.subjects and "18" in ds.subjects
     notes = "\n".join(ds.notes)
-    assert "s33 excluded" in notes
+    assert "subject 33 excluded" in notes
     assert "27 of 28 subjects usable" in notes
 
 
@@ -150,14 +150,15 @@ def test_real_responses_and_constant_columns():
         assert set(r.runs) == {"story"}
         assert r.runs["story"].shape == (1, 362, 6) and r.runs["story"].dtype == np.float32
         assert not np.isnan(r.runs["story"]).any()
-        n_invalid += int((~r.valid).sum())
+        valid = np.ones(6, bool) if r.valid is None else r.valid
+        n_invalid += int((~valid).sum())
         # invalid columns are exactly the all-zero cleaned ones
         for run in r.runs.values():
             flat = (run[0] == 0).all(axis=0)
-            assert (flat & r.valid).sum() == 0
+            assert (flat & valid).sum() == 0
     # this copy of the data has no constant column in a usable subject; the note says so
     assert n_invalid == 0
-    assert "0 constant subject-ROI columns" in "\n".join(ds.notes)
+    assert "0 constant subject-target columns" in "\n".join(ds.notes)
 
 
 @needs_real

@@ -250,3 +250,51 @@ def load_roi_timeseries(path: PathLike, check_finite: bool = True) -> np.ndarray
     if check_finite:
         validate_responses(arr, f"ROI time-series file {p}")
     return arr
+
+
+def load_confounds(path: PathLike, columns: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Selected columns of a confounds TSV (fMRIPrep ``desc-confounds_timeseries.tsv``).
+
+    Parameters
+    ----------
+    path : tab-separated table with a header row; ``n/a`` marks missing values (fMRIPrep
+        writes it in the first row of derivative columns).
+    columns : names or globs (``cosine*``). A plain name must exist; a glob may match none.
+
+    Returns
+    -------
+    ((n_trs, k) float64, the k column names). Missing values are replaced by the column's
+    mean over the rows that have one.
+    """
+    import fnmatch
+
+    p = _existing_file(path, "confounds file")
+    try:
+        with open(p, encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\r\n").split("\t")
+            rows = [line.rstrip("\r\n").split("\t") for line in fh if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise InputError(f"confounds file {p} is not UTF-8 text ({exc.reason})") from None
+    chosen: list[str] = []
+    for pattern in columns:
+        hits = [c for c in header if fnmatch.fnmatchcase(c, pattern)]
+        if not hits and not any(ch in pattern for ch in "*?["):
+            raise InputError(f"confounds file {p} has no column {pattern!r} (recipe.confounds); "
+                             f"it has {len(header)} columns, e.g. {header[:8]}")
+        chosen += [c for c in hits if c not in chosen]
+    index = [header.index(c) for c in chosen]
+    out = np.empty((len(rows), len(index)))
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise InputError(f"confounds file {p}, line {i + 2}: {len(row)} cells, the header has {len(header)}")
+        for j, k in enumerate(index):
+            cell = row[k].strip()
+            try:
+                out[i, j] = np.nan if cell in ("n/a", "") else float(cell)
+            except ValueError:
+                raise InputError(f"confounds file {p}, line {i + 2}, column {chosen[j]!r}: not a number") from None
+    missing = np.isnan(out)
+    if missing.any():
+        means = [col[~m].mean() if (~m).any() else 0.0 for col, m in zip(out.T, missing.T)]
+        out = np.where(missing, np.asarray(means), out)
+    return out, chosen

@@ -130,28 +130,45 @@ def detrend(Y, order: int = 2) -> np.ndarray:
     return resid.reshape(arr.shape).astype(out_dtype, copy=False)
 
 
-def clean_run(Y, detrend_order: int = 2, name: str = "responses") -> np.ndarray:
-    """Detrend then z-score every column of one run; constant columns become all zeros.
+def clean_run(Y, detrend_order: int | None = 2, name: str = "responses", confounds=None,
+              standardize: bool = True) -> np.ndarray:
+    """Regress drift (and confounds) out of one run, then z-score every column.
 
     Parameters
     ----------
     Y : (n_trs, n_targets) finite array (checked with :func:`validate_responses`).
-    detrend_order : see :func:`detrend`; ``None`` skips detrending (the mean is still removed).
+    detrend_order : polynomial degree of the drift model (see :func:`detrend`); ``None``
+        removes the mean only.
     name : label used in error messages.
+    confounds : optional (n_trs, k) nuisance regressors (e.g. fMRIPrep motion, CSF, white
+        matter, cosine drifts), removed jointly with the polynomial drift by least squares.
+    standardize : z-score the residual (mean 0, std 1); False keeps its scale.
 
     Returns
     -------
-    (n_trs, n_targets) float32 with mean 0 and standard deviation 1 (ddof=0) per column.
-    A column is set to 0 (never NaN) when it is constant, or when nothing but rounding
-    noise is left after detrending (e.g. an exact quadratic), judged by
-    ``std(residual) <= CONSTANT_TOL * max|column|``.
+    (n_trs, n_targets) float32 residual, with mean 0 and (if ``standardize``) standard
+    deviation 1 (ddof=0) per column. A column is set to 0 (never NaN) when it is constant,
+    or when nothing but rounding noise is left after the regression (e.g. an exact
+    quadratic), judged by ``std(residual) <= CONSTANT_TOL * max|column|``.
     """
     validate_responses(Y, name)
     data = np.asarray(Y, dtype=np.float64)
-    resid = detrend(data, 0 if detrend_order is None else detrend_order)
+    order = 0 if detrend_order is None else detrend_order
+    if confounds is None:
+        resid = detrend(data, order)
+    else:
+        C = np.asarray(confounds, dtype=np.float64)
+        if C.ndim != 2 or C.shape[0] != data.shape[0]:
+            raise InputError(f"{name}: confounds of shape {C.shape} do not match {data.shape[0]} response rows")
+        validate_responses(C, f"{name} confounds")
+        basis = np.column_stack([_legendre_basis(data.shape[0], order), C])
+        if basis.shape[1] >= data.shape[0]:
+            raise InputError(f"{name}: {basis.shape[1]} drift + confound regressors for {data.shape[0]} rows; "
+                             "select fewer confound columns")
+        coef, *_ = np.linalg.lstsq(basis, data, rcond=None)
+        resid = data - basis @ coef
     std = resid.std(axis=0)
     flat = constant_columns(data) | (std <= CONSTANT_TOL * np.abs(data).max(axis=0))
-    safe = np.where(flat, 1.0, std)
-    z = resid / safe
+    z = resid / np.where(flat, 1.0, std) if standardize else resid
     z[:, flat] = 0.0
     return z.astype(np.float32)

@@ -1,44 +1,39 @@
-"""The Alice in Wonderland fMRI ROI dataset (Brennan et al., 2016).
+"""The Alice in Wonderland fMRI ROI dataset (Brennan et al., 2016), as a described dataset.
 
 Participants listened once to ~12 min of chapter 1 of *Alice's Adventures in Wonderland*;
 the folder holds, per subject, 362 TRs (TR = 2 s) x 6 ROI time series
 (``LATL RATL LPTL LIPL LPreM LIFG``), raw. The first ten volumes were discarded, so
 response row ``i`` was acquired ``20 + 2 i`` seconds after audio onset.
 
-The story is one stimulus run, ``story`` (362 TRs), preprocessed as a whole (as in the
-README's reference recipe) and evaluated by contiguous halves: a model fit on one half
-predicts the other, both ways, and the two held-out predictions are scored together. The
-run's ``tr_times`` are on the audio clock, so words are looked up by time without offset.
-
-Subjects are screened when the dataset is loaded: a subject whose file has the wrong
-shape, holds NaN / infinite values, or is constant in every column is excluded (noted in
-``Dataset.notes``); a column of a usable subject that is constant in the whole series or in
-either evaluation half is noted and marked False in ``Responses.valid``.
+The data folder is read-only, so its description ships with mmneuro
+(``mmneuro/datasets/known/alice.toml``) and is read with the data folder as root: one run,
+``story``, preprocessed as a whole and evaluated by contiguous halves (a model fit on one
+half predicts the other, both ways, the two held-out predictions scored together).
+Subjects whose file has the wrong shape, holds NaN / infinite values or is constant in
+every column are excluded with a note; a column constant in the whole series or in either
+half is marked invalid.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from mmneuro.brain.loaders import load_roi_timeseries
-from mmneuro.brain.preprocess import clean_run, constant_columns
-from mmneuro.datasets.base import Dataset, Responses, StimulusRun
+from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 
 ROI_NAMES = ["LATL", "RATL", "LPTL", "LIPL", "LPreM", "LIFG"]
 TR = 2.0
 N_TRS = 362
 FIRST_TR_TIME = 20.0  # seconds of audio before response row 0 (10 discarded volumes x 2 s)
-HALVES = ((0, 181), (181, 362))  # the two evaluation blocks, screened for constant columns
 TEXTGRID = Path("stimulus") / "DownTheRabbitHoleFinal_exp120_pad_1.TextGrid"
 RESOLUTIONS = ("6mm", "10mm")
 ENV_VAR = "MMNEURO_ALICE"
 _REL_DEFAULT = Path("..") / "shared" / "data" / "alice-brennan2016"
-_SUBJECT_FILE = re.compile(r"^s(\d+)-timecourses\.txt$")
+DESCRIPTION = Path(__file__).parent / "known" / "alice.toml"
 
 
 def _candidate_roots() -> list[Path]:
@@ -83,26 +78,22 @@ def _subject_label(subject: str | int) -> str:
     return f"{int(s):02d}"
 
 
-def _screen(raw: np.ndarray) -> tuple[str | None, np.ndarray]:
-    """Return (reason to exclude or None, (6,) bool constant-in-some-half mask)."""
-    if raw.shape != (N_TRS, len(ROI_NAMES)):
-        return f"shape {raw.shape}, expected ({N_TRS}, {len(ROI_NAMES)})", np.zeros(0, bool)
-    bad = ~np.isfinite(raw)
-    if bad.any():
-        cols = [ROI_NAMES[j] for j in np.flatnonzero(bad.any(axis=0))]
-        return f"{int(bad.sum())} NaN/infinite values in columns {cols}", np.zeros(0, bool)
-    whole = constant_columns(raw)
-    if whole.all():
-        kind = "all zero" if not raw.any() else "constant"
-        return f"every column is {kind}", np.zeros(0, bool)
-    const = whole.copy()
-    for lo, hi in HALVES:
-        const |= constant_columns(raw[lo:hi])
-    return None, const
+def alice_description(resolution: str = "6mm"):
+    """The packaged description of Alice at ``resolution`` (ROI sphere radius ``"6mm"`` or ``"10mm"``)."""
+    from mmneuro.datasets.description import read_description
+
+    if resolution not in RESOLUTIONS:
+        raise InputError(f"Alice resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    desc = read_description(DESCRIPTION)
+    if resolution == "6mm":
+        return desc
+    runs = [run.model_copy(update={"responses": [f.replace("/6mm/", f"/{resolution}/") for f in run.responses]})
+            for run in desc.runs]
+    return desc.model_copy(update={"name": f"alice-{resolution}", "runs": runs})
 
 
 def load_alice(root: str | Path | None = None, resolution: str = "6mm") -> Dataset:
-    """Load the Alice ROI dataset as a :class:`~mmneuro.datasets.base.Dataset`.
+    """Load the Alice ROI dataset through its packaged description.
 
     Parameters
     ----------
@@ -113,89 +104,20 @@ def load_alice(root: str | Path | None = None, resolution: str = "6mm") -> Datas
     Returns
     -------
     Dataset named ``"alice"`` (``"alice-10mm"`` for 10 mm) with one run ``story`` (362 TRs),
-    usable subjects (labels like ``"18"``), one-hot ROIs over the 6 columns, evaluation by
-    two contiguous folds (halves) and delays (1, 2, 3, 4). ``load_responses(subject)`` gives
+    usable subjects (labels like ``"18"``), one ROI per column, evaluation by two contiguous
+    folds (halves) and delays (1, 2, 3, 4). ``load_responses(subject)`` gives
     ``{"story": (1, 362, 6) float32}``, linear+quadratic detrended and z-scored over the whole
     series, with ``valid`` False for constant columns.
     """
-    if resolution not in RESOLUTIONS:
-        raise InputError(f"Alice resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    from mmneuro.datasets.described import load_described
+
+    desc = alice_description(resolution)
     base = resolve_alice_root(root)
-    folder = base / "fmri" / resolution
-    if not folder.is_dir():
+    if not (base / "fmri" / resolution).is_dir():
         raise InputError(f"Alice folder {base} has no fmri/{resolution} subfolder")
-    words = base / TEXTGRID
-    if not words.is_file():
-        raise InputError(f"Alice word TextGrid {words} is missing; the dataset copy is incomplete")
-
-    files = sorted(
-        (int(m.group(1)), f) for f in folder.iterdir() if (m := _SUBJECT_FILE.match(f.name))
-    )
-    if not files:
-        raise InputError(f"Alice folder {folder} holds no sNN-timecourses.txt files")
-
-    notes: list[str] = []
-    raw_by_subject: dict[str, np.ndarray] = {}
-    valid_by_subject: dict[str, np.ndarray] = {}
-    excluded: dict[str, str] = {}
-    for num, path in files:
-        label = f"{num:02d}"
-        try:
-            raw = load_roi_timeseries(path, check_finite=False)
-        except InputError as exc:
-            reason = f"unreadable ({exc})"
-        else:
-            reason, const = _screen(raw)
-        if reason is not None:
-            excluded[label] = reason
-            notes.append(f"subject s{label} excluded: {path.name}: {reason}")
-            continue
-        raw_by_subject[label] = raw
-        valid_by_subject[label] = ~const
-        if const.any():
-            cols = [ROI_NAMES[j] for j in np.flatnonzero(const)]
-            notes.append(
-                f"subject s{label}: constant column(s) {cols} in {path.name} "
-                f"(in the whole series or in one half); marked invalid"
-            )
-    n_const = sum(int((~v).sum()) for v in valid_by_subject.values())
-    notes.append(
-        f"{len(raw_by_subject)} of {len(files)} subjects usable at {resolution}; "
-        f"{n_const} constant subject-ROI columns among them"
-    )
-    if not raw_by_subject:
-        raise InputError(f"Alice folder {folder}: no usable subject; " + "; ".join(notes))
-
-    runs = [StimulusRun(name="story", tr_times=FIRST_TR_TIME + TR * np.arange(N_TRS, dtype=np.float64),
-                        words=words, split="train")]
-    rois = {name: np.arange(len(ROI_NAMES)) == j for j, name in enumerate(ROI_NAMES)}
-
-    def load_responses(subject: str | int) -> Responses:
-        label = _subject_label(subject)
-        if label not in raw_by_subject:
-            why = f" (excluded: {excluded[label]})" if label in excluded else ""
-            raise InputError(
-                f"Alice subject {subject!r} is not usable{why}; usable: {sorted(raw_by_subject)}"
-            )
-        raw = raw_by_subject[label]
-        story = clean_run(raw, detrend_order=2, name=f"Alice s{label}")[None]
-        return Responses(subject=label, runs={"story": story}, valid=valid_by_subject[label].copy())
-
-    return Dataset(
-        name="alice" if resolution == "6mm" else f"alice-{resolution}",
-        root=base,
-        tr=TR,
-        runs=runs,
-        subjects=sorted(raw_by_subject, key=int),
-        rois=rois,
-        load_responses=load_responses,
-        evaluation="contiguous-folds",
-        eval_folds=len(HALVES),
-        delays=(1, 2, 3, 4),
-        mask_img=None,
-        target_names=list(ROI_NAMES),
-        notes=notes,
-    )
+    if not (base / TEXTGRID).is_file():
+        raise InputError(f"Alice word TextGrid {base / TEXTGRID} is missing; the dataset copy is incomplete")
+    return load_described(DESCRIPTION, root=base, desc=desc)
 
 
 def alice_regressor(root: str | Path | None, subject: str | int, name: str = "rate") -> np.ndarray:

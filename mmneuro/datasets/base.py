@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
@@ -130,6 +130,31 @@ class Dataset:
     @property
     def test_runs(self) -> list[StimulusRun]:
         return [r for r in self.runs if r.split == "test"]
+
+    @classmethod
+    def from_arrays(cls, responses: Mapping[str, Any], tr: float, **options: Any) -> "Dataset":
+        """A dataset from responses in memory, cleaned by the same recipe as described datasets.
+
+        Parameters
+        ----------
+        responses : subject label -> an array ``(n_trs, n_targets)`` (one run, ``"run-1"``) or
+            ``(n_presentations, n_trs, n_targets)``, or ``{run: array}``. Raw values: each run and
+            presentation is detrended (``detrend``, default 2) and z-scored on loading.
+        tr : repetition time in seconds.
+        **options : ``name``, ``runs`` (explicit :class:`StimulusRun` list), ``first_tr_time``
+            (stimulus-clock time of row 0, default ``tr / 2``), ``media`` (``{"events": path,
+            "video": path, ...}`` for one run, or ``{run: {...}}``), ``test_runs``, ``target_names``,
+            ``rois`` (name -> (n_targets,) bool), ``evaluation`` (default: heldout with test runs,
+            leave-one-run-out with several runs, else contiguous-folds), ``folds``, ``delays``,
+            ``detrend``, ``standardize``, ``feature_detrend``, ``ceiling``; see
+            :func:`mmneuro.datasets.described.from_arrays`.
+
+        Example: ``Dataset.from_arrays({"01": y1, "02": y2}, tr=0.8, media={"events": "events.tsv"},
+        target_names=regions)``.
+        """
+        from mmneuro.datasets.described import from_arrays
+
+        return from_arrays(responses, tr, **options)
 
     def run(self, name: str) -> StimulusRun:
         for r in self.runs:

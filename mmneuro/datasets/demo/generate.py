@@ -179,7 +179,7 @@ def _check_out(out: Path, overwrite: bool) -> bool:
         raise InputError(f"generate_demo: {out} exists and is not a folder")
     if not any(out.iterdir()):
         return True
-    is_demo = (out / "dataset_description.json").is_file() and (out / "ground_truth").is_dir()
+    is_demo = (out / "dataset_description.json").is_file() and (out / "ground_truth").is_dir()  # any generator version
     if not overwrite:
         raise InputError(
             f"generate_demo: {out} is not empty; pass overwrite=True (CLI: --overwrite) to replace "
@@ -274,7 +274,32 @@ def _write_subject(root: Path, seed: int, s_index: int, regs: dict[str, np.ndarr
     )
 
 
+def demo_description(seed: int):
+    """The demo's dataset description (``mmneuro.toml``): the same path every dataset is read through."""
+    from mmneuro.datasets.description import Description
+
+    pattern = "sub-{{subject}}/func/{stem}_bold.nii.gz"
+    return Description.model_validate({
+        "name": "demo", "format": "demo", "tr": TR, "first_tr_time": TR / 2, "subjects": list(SUBJECTS),
+        "notes": [f"synthetic demo dataset (generator {GENERATOR_VERSION}, seed {seed})"],
+        "runs": [{"name": s.name, "split": s.split, "n_trs": s.n_trs,
+                  "video": f"stimuli/{s.name}.mp4", "audio": f"stimuli/{s.name}.wav",
+                  "words": f"stimuli/{s.name}_words.tsv",
+                  "responses": [pattern.format(stem=bids_stem("{subject}", a)) for a, r in ACQUISITIONS if r == s.name]}
+                 for s in RUNS],
+        "targets": {"kind": "volume", "mask": "mask.nii.gz"},
+        "rois": {"masks": {name: f"ground_truth/roi-{name}_mask.nii.gz" for name in ROIS}},
+        "evaluation": {"scheme": "heldout", "ceiling": "auto"},
+        # the responses' drift model (quadratic) is removed from features too
+        "recipe": {"delays": list(DELAYS), "detrend": 2, "confounds": [], "standardize": True, "feature_detrend": 2},
+        "ground_truth": "ground_truth",
+    })
+
+
 def _write_descriptions(root: Path, seed: int, mask_img, labels) -> None:
+    from mmneuro.datasets.description import write_description
+
+    write_description(demo_description(seed), root)
     counts = {name: int((labels == r).sum()) for r, name in enumerate(ROIS)}
     stats = np.load(root / "ground_truth" / f"regressors_{RUNS[0].name}.npz")
     _write_json(root / "dataset_description.json", _description(seed, len(labels), counts, (stats["mean"], stats["std"])))
@@ -306,7 +331,8 @@ def generate_demo(out: str | Path, seed: int = 0, overwrite: bool = False, progr
     run never leaves a half-written dataset at ``out`` (an existing demo is only replaced
     once the new one is complete). Layout: ``stimuli/`` (MP4, WAV, ``_words.tsv`` per
     stimulus run), ``sub-XX/func/`` (BOLD NIfTI + JSON sidecars + events), ``mask.nii.gz``,
-    ``dataset_description.json`` and ``ground_truth/`` (see its README.md).
+    ``dataset_description.json``, ``mmneuro.toml`` (the description mmneuro reads) and
+    ``ground_truth/`` (see its README.md).
     Takes ~25 s and ~80 MB.
     """
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
