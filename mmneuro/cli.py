@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmneuro.errors import MMNeuroError
+from mmneuro.errors import InputError, MMNeuroError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("data/demo"))
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--overwrite", action="store_true")
-    info = data_sub.add_parser("info", help="describe a dataset ('demo', 'alice' or a folder)")
+    info = data_sub.add_parser("info", help="describe a dataset ('demo', 'alice', a folder or a description file)")
     info.add_argument("dataset")
+    init = data_sub.add_parser("init", help="scan a folder (BIDS/fMRIPrep, Algonauts 2025, Movie10, arrays) and "
+                                            "write its description, mmneuro.toml")
+    init.add_argument("path", type=Path, help="the dataset folder")
+    init.add_argument("--tr", type=float, help="TR in seconds (needed for plain arrays; BIDS sidecars give it)")
+    init.add_argument("--space", help="fMRIPrep output space to use (e.g. MNI152NLin2009cAsym, fsaverage5)")
+    init.add_argument("--name", help="dataset name used in result paths (default: the folder's name)")
+    init.add_argument("--overwrite", action="store_true", help="replace an existing mmneuro.toml")
+    check = data_sub.add_parser("check", help="validate a described dataset without fitting: files, lengths, TR, "
+                                              "stimulus coverage")
+    check.add_argument("dataset", help="a folder holding mmneuro.toml, a description file, or a known name")
 
     sub.add_parser("models", help="list the registered models")
 
@@ -110,6 +120,28 @@ def run_datasets(args: argparse.Namespace) -> None:
         from mmneuro.datasets.demo import generate_demo
 
         print(generate_demo(args.out, seed=args.seed, overwrite=args.overwrite, progress=True))
+        return
+    if args.dataset_command == "init":
+        from mmneuro.datasets.scan import init_dataset
+
+        path, desc, guesses = init_dataset(args.path, tr=args.tr, space=args.space, name=args.name,
+                                           overwrite=args.overwrite)
+        print(f"wrote {path} ({desc.format} layout, {len(desc.runs)} runs); what was guessed:")
+        for line in guesses:
+            print(f"  - {line}")
+        print(f"edit it if a guess is wrong, then run `mmneuro datasets check {args.path}`")
+        return
+    if args.dataset_command == "check":
+        from mmneuro.datasets.check import check_dataset
+
+        report = check_dataset(args.dataset)
+        for line in report.facts:
+            print(f"  ok: {line}")
+        for line in report.problems:
+            print(f"  problem: {line}")
+        if not report.ok:
+            raise InputError(f"{len(report.problems)} problem(s) in dataset {args.dataset}")
+        print(f"{args.dataset}: no problem found")
         return
     from mmneuro.pipeline import load_dataset
 

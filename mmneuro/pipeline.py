@@ -41,10 +41,13 @@ def load_dataset(spec: str | Path | Dataset) -> Dataset:
 
 
 def resolve_subjects(dataset: Dataset, subject: str | int) -> list[str]:
-    """``"all"`` -> every usable subject; ``1`` or ``"01"`` -> ``["01"]``; error listing the choices otherwise."""
+    """``"all"`` -> every usable subject; ``1``, ``"01"`` or ``"sub-01"`` -> ``["01"]``; error listing the
+    choices otherwise. Every subject's files are checked first (headers only: a cross-subject ceiling reads
+    them all), so a missing file or a wrong length stops the run before anything is computed or written."""
+    dataset.preflight()
     if str(subject) == "all":
         return list(dataset.subjects)
-    text = str(subject)
+    text = str(subject).removeprefix("sub-")
     for label in dataset.subjects:
         if label == text or (text.isdigit() and label.isdigit() and int(label) == int(text)):
             return [label]

@@ -156,6 +156,14 @@ class Dataset:
 
         return from_arrays(responses, tr, **options)
 
+    def preflight(self, subjects: list[str] | None = None) -> None:
+        """Raise now, with an InputError naming the file and the key, if any of ``subjects``' (default:
+        all) responses could not be loaded (missing files, wrong lengths, TR disagreeing with a sidecar).
+        Reads file headers only; in-memory datasets were checked when they were made."""
+        check = getattr(self.load_responses, "preflight", None)
+        if check is not None:
+            check(self.subjects if subjects is None else subjects)
+
     def run(self, name: str) -> StimulusRun:
         for r in self.runs:
             if r.name == name:

@@ -258,6 +258,32 @@ def discover_subjects(root: Path, pattern: str) -> tuple[list[str], list[str]]:
     return sorted(found, key=_natural), notes
 
 
+def _n_rows(path: Path, key: str | None, time_axis: int) -> int | None:
+    """Rows (time points) of a response file from its header, or None where that needs a full read."""
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        shape = nib.load(str(path)).shape
+        return int(shape[3]) if len(shape) == 4 else None
+    if name.endswith(".npy"):
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except ValueError as exc:
+            raise InputError(f"array file {path} could not be read: {exc}") from None
+        return int(shape[time_axis]) if len(shape) == 2 else None
+    if name.endswith((".h5", ".hdf5", ".hdf")):
+        import h5py
+
+        exact = h5_key(path, key) if key else None
+        with h5py.File(path, "r") as f:
+            if exact is None:
+                return None
+            shape = f[exact].shape
+        return int(shape[time_axis]) if len(shape) == 2 else None
+    return None
+
+
 def _natural(label: str) -> tuple:
     return (0, int(label), label) if label.isdigit() else (1, 0, label)
 
@@ -312,13 +338,58 @@ class FileResponses:
             out[spec.name] = presentations
         return out
 
+    def problems(self, subject: str) -> list[str]:
+        """What would stop ``subject``'s responses from loading, found without reading the data.
+
+        Checks that every response and confounds file exists inside the root, that HDF5 keys
+        resolve, that row counts fit the runs (headers only for NIfTI, .npy and HDF5) and that
+        JSON sidecars agree with the TR. Each problem is one line naming the file and the key.
+        """
+        from mmneuro.datasets.scan import sidecar_tr
+
+        out = []
+        for spec, run in zip(self.desc.runs, self.runs):
+            where = f"runs.{spec.name}.responses"
+            for rf in spec.files:
+                for hemi in (HEMISPHERES if "{hemi}" in rf.file else (None,)):
+                    try:
+                        rel, key = split_key(fill(rf.file, subject, hemi))
+                        path = inside(self.root, rel, where)
+                        if not path.is_file():
+                            raise InputError(f"response file {path} ({where}) does not exist")
+                        tr = sidecar_tr(path)
+                        if tr is not None and abs(tr - self.desc.tr) > 1e-6:
+                            raise InputError(f"{path}: RepetitionTime {tr} s in its sidecar, but the description "
+                                             f"says tr = {self.desc.tr} s (key tr)")
+                        n = _n_rows(path, key, self.desc.targets.time_axis)
+                        if n is not None:
+                            need = spec.rows[1] if spec.rows else run.n_trs
+                            if (n < need) if spec.rows else (n != need):
+                                raise InputError(f"{path}{'#' + key if key else ''} ({where}): {n} rows but run "
+                                                 f"{spec.name!r} needs {need} (n_trs / rows in the description)")
+                        if rf.confounds is not None and self.recipe.confounds:
+                            c = inside(self.root, fill(rf.confounds, subject), f"runs.{spec.name}.confounds")
+                            if not c.is_file():
+                                raise InputError(f"confounds file {c} (runs.{spec.name}.confounds) does not exist")
+                    except InputError as exc:
+                        out.append(str(exc))
+        return out
+
+    def preflight(self, subjects: Sequence[str]) -> None:
+        """Raise the first problem of any of ``subjects`` (see :meth:`problems`) before anything is computed."""
+        for subject in subjects:
+            found = self.problems(subject)
+            if found:
+                more = f" (and {len(found) - 1} more; `mmneuro datasets check` lists them)" if len(found) > 1 else ""
+                raise InputError(found[0] + more)
+
     def read(self, spec: RunSpec, pattern: str, subject: str) -> tuple[np.ndarray, str]:
         """One response file (or hemisphere pair) -> ((n_trs, n_targets) float32 raw, label for messages)."""
         from mmneuro.brain import loaders
 
         where = f"runs.{spec.name}.responses"
         kind = self.desc.targets.kind
-        if kind == "surface":
+        if kind == "surface" and "{hemi}" in pattern:
             paths = {h: inside(self.root, fill(pattern, subject, h), where) for h in HEMISPHERES}
             y = self.space().load(paths)
             label = f"{paths['L'].parent / fill(Path(pattern).name, subject, '{L,R}')}"

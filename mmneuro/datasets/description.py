@@ -3,7 +3,8 @@
 A description (``mmneuro.toml`` at the dataset's root, or any ``.toml`` file whose ``root``
 key points at the data) is validated by the schema below; an error names the file, the key
 and what was expected. Paths are relative to the root and may hold ``{subject}`` (and
-``{hemi}`` for surface data, ``L`` then ``R``); an HDF5 dataset is addressed as
+``{hemi}`` for surface data held as one GIfTI per hemisphere; a surface array without
+``{hemi}`` holds the left hemisphere's vertices first); an HDF5 dataset is addressed as
 ``file.h5#key``, where the key may be a glob (``#*task-s01e02a``) that must match exactly one
 dataset. Every label that becomes part of a path (dataset, subject, run) is checked against
 :data:`LABEL_PATTERN`, and every path must stay inside the root.
@@ -199,9 +200,9 @@ class Description(_Strict):
         surface = self.targets.kind == "surface"
         for run in self.runs:
             for f in run.files:
-                if surface != ("{hemi}" in f.file):
-                    need = "must hold {hemi}" if surface else "may hold {hemi} only for surface targets"
-                    raise ValueError(f"run {run.name!r}: response pattern {f.file!r} {need}")
+                if not surface and "{hemi}" in f.file:
+                    raise ValueError(f"run {run.name!r}: response pattern {f.file!r} may hold {{hemi}} only for "
+                                     f"surface targets")
         return self
 
     def run_first_tr_time(self, run: RunSpec) -> float:
