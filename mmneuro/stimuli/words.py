@@ -1,4 +1,4 @@
-"""Timed words: read word onsets/offsets from a TSV or a Praat TextGrid.
+"""Timed words: read word onsets/offsets from a TSV, a per-TR transcript TSV or a Praat TextGrid.
 
 Times are seconds on the stimulus clock of the file. Silence labels (``""``, ``"sp"``,
 ``"sil"``, ``"<sil>"``, ``"SIL"``) are dropped.
@@ -6,7 +6,9 @@ Times are seconds on the stimulus clock of the file. Silence labels (``""``, ``"
 
 from __future__ import annotations
 
+import ast
 import csv
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +80,9 @@ def read_words(path: str | Path) -> Words:
     * ``.tsv`` / ``.txt`` / ``.csv``-like tab-separated file with a header holding the columns
       ``onset``, ``duration`` and ``word`` (any order, extra columns ignored; ``offset`` may
       replace ``duration``).
+    * a per-TR transcript TSV (Algonauts 2025 / CNeuroMod layout): a header holding
+      ``words_per_tr``, ``onsets_per_tr`` and ``durations_per_tr`` selects
+      :func:`read_transcript_tsv`.
     * ``.TextGrid`` (Praat long text format, UTF-8 or UTF-16): the interval tier named
       ``word``/``words`` (any case), else the first interval tier.
 
@@ -95,6 +100,10 @@ def read_words(path: str | Path) -> Words:
 
 def _read_words_tsv(path: Path) -> Words:
     text = _read_text(path)
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    names = {c.strip().strip('"').lower() for c in first.split("\t")}
+    if names & set(TRANSCRIPT_COLUMNS):
+        return _read_transcript(path, text, tr=None)
     rows = list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
@@ -123,6 +132,162 @@ def _read_words_tsv(path: Path) -> Words:
         return _drop_silence(onsets, offsets, labels)
     except InputError as exc:
         raise InputError(f"words file {path}: {exc}") from exc
+
+
+# ---- per-TR transcripts (Algonauts 2025 / CNeuroMod) -------------------------------------------
+#
+# Layout, checked against the Algonauts 2025 development-kit tutorial, which loads
+# stimuli/transcripts/friends/s1/friends_s01e01a.tsv with ``pd.read_csv(path, sep='\t')`` and
+# shows 591 rows x 4 columns (so no index column is written; the header is exactly
+# ``text_per_tr  words_per_tr  onsets_per_tr  durations_per_tr``):
+#
+# * one row per TR of 1.49 s, row i covering [i * 1.49, (i + 1) * 1.49) s of the movie segment;
+# * empty TRs: ``text_per_tr`` empty (pandas reads NaN), the three list columns ``[]``;
+# * list cells are Python list literals written by pandas' ``to_csv``: ``['nothing', 'to', 'tell.']``,
+#   ``[19.178, 19.476, 19.668]``; a cell holding a double quote (``["There's"]``) is therefore
+#   written CSV-quoted as ``"[""There's""]"``, so the file is read with csv's default quoting;
+# * words keep their punctuation (``'tell.'``), as the transcripts do.
+#
+# Onsets are ABSOLUTE seconds from the start of the segment's video (the run's stimulus clock),
+# not relative to each TR. Evidence: the tutorial describes ``onsets_per_tr`` as "starting time
+# (in seconds) of each word ... relative to movie onset", and its printout of friends_s01e01a.tsv
+# shows row 12 (window [17.88, 19.37) s) holding onsets [18.97] and row 13 (window [19.37, 20.86))
+# holding [19.178, 19.476, 19.668] with durations [0.244, 0.17, 0.572]: onsets grow with the row
+# index and every word's offset lies inside its row's window. That is also the rule the tutorial
+# states: a word belongs to the TR in which it ENDS, even if its onset lies in the previous TR
+# (so an onset may be earlier than its row's start). ``read_transcript_tsv(path, tr=1.49)``
+# checks that rule and fails loudly on a file whose onsets are relative to each TR.
+
+TRANSCRIPT_COLUMNS = ("words_per_tr", "onsets_per_tr", "durations_per_tr")
+_MAX_CELL = 100_000  # characters; a longer list cell is refused before parsing
+
+
+def read_transcript_tsv(path: str | Path, tr: float | None = None, tolerance: float = 0.01) -> Words:
+    """Read a per-TR transcript TSV (Algonauts 2025 ``stimuli/transcripts/...``) as timed words.
+
+    Parameters
+    ----------
+    path : tab-separated file whose header holds ``words_per_tr``, ``onsets_per_tr`` and
+        ``durations_per_tr`` (``text_per_tr`` and other columns are ignored); one row per TR;
+        list cells are Python list literals (``['a', 'b']``, ``[0.1, 0.5]``, ``[]``), parsed
+        with :func:`ast.literal_eval` only.
+    tr : if given (1.49 for Algonauts), check that each word ends within its row's window
+        ``[i * tr, (i + 1) * tr)`` (data row ``i`` from 0, ``tolerance`` seconds of slack), the
+        files' rule; a file with onsets relative to each TR fails this check.
+    tolerance : slack (s) of that check.
+
+    Returns
+    -------
+    :class:`Words` in file order, onsets absolute on the segment's stimulus clock, offsets =
+    onset + duration; silence labels dropped.
+
+    Raises :class:`~mmneuro.errors.InputError` naming the file, the line (1-based, header = line
+    1) and the column for a malformed cell: not a list literal, a list of the wrong element
+    type, non-finite or negative numbers, or lists of unequal lengths within a row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"transcript file not found: {path}")
+    if tr is not None and not (math.isfinite(float(tr)) and float(tr) > 0):
+        raise InputError(f"read_transcript_tsv: tr must be a positive number of seconds; got {tr!r}")
+    return _read_transcript(path, _read_text(path), tr=None if tr is None else float(tr), tolerance=tolerance)
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def _parse_list_cell(path: Path, lineno: int, column: str, cell: str, element: str) -> list:
+    """A list literal of ``element`` (``"str"`` or ``"number"``) from one cell; empty cell = []."""
+    raw = cell.strip()
+    where = f"transcript file {path}, line {lineno}, column {column!r}"
+    if not raw:
+        return []
+    if len(raw) > _MAX_CELL:
+        raise InputError(f"{where}: cell of {len(raw)} characters is too long for a list of one TR")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise InputError(f"{where}: {_short(raw)} is not a Python list literal ({type(exc).__name__})") from exc
+    if not isinstance(value, list):
+        raise InputError(f"{where}: {_short(raw)} is a {type(value).__name__}, not a list")
+    for k, v in enumerate(value):
+        if element == "str":
+            if not isinstance(v, str):
+                raise InputError(f"{where}: item {k} of {_short(raw)} is a {type(v).__name__}, not a string")
+        else:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InputError(f"{where}: item {k} of {_short(raw)} is a {type(v).__name__}, not a number")
+            if not math.isfinite(v):
+                raise InputError(f"{where}: item {k} of {_short(raw)} is not finite")
+    return value
+
+
+def _read_transcript(path: Path, text: str, tr: float | None, tolerance: float = 0.01) -> Words:
+    reader = csv.reader(text.splitlines(), delimiter="\t")
+    header: list[str] | None = None
+    idx: dict[str, int] = {}
+    onsets: list[float] = []
+    offsets: list[float] = []
+    labels: list[str] = []
+    row_index = -1
+    try:
+        for row in reader:
+            lineno = reader.line_num
+            if header is None:
+                if not any(c.strip() for c in row):
+                    continue
+                header = [c.strip().lower() for c in row]
+                missing = [c for c in TRANSCRIPT_COLUMNS if c not in header]
+                if missing:
+                    raise InputError(
+                        f"transcript file {path}, line {lineno} (header): missing column(s) {missing}; a per-TR "
+                        f"transcript needs the tab-separated columns {', '.join(TRANSCRIPT_COLUMNS)}"
+                    )
+                idx = {c: header.index(c) for c in TRANSCRIPT_COLUMNS}
+                continue
+            if not row:
+                continue  # a blank line
+            row_index += 1
+            if len(row) != len(header):
+                raise InputError(
+                    f"transcript file {path}, line {lineno}: {len(row)} tab-separated cells but the header has "
+                    f"{len(header)}"
+                )
+            words = _parse_list_cell(path, lineno, "words_per_tr", row[idx["words_per_tr"]], "str")
+            ons = _parse_list_cell(path, lineno, "onsets_per_tr", row[idx["onsets_per_tr"]], "number")
+            durs = _parse_list_cell(path, lineno, "durations_per_tr", row[idx["durations_per_tr"]], "number")
+            if not (len(words) == len(ons) == len(durs)):
+                raise InputError(
+                    f"transcript file {path}, line {lineno}: words_per_tr has {len(words)} items, onsets_per_tr "
+                    f"{len(ons)} and durations_per_tr {len(durs)}; they must have the same length"
+                )
+            for k, d in enumerate(durs):
+                if d < 0:
+                    raise InputError(
+                        f"transcript file {path}, line {lineno}, column 'durations_per_tr': item {k} is negative ({d})"
+                    )
+            if tr is not None:
+                lo, hi = row_index * tr - tolerance, (row_index + 1) * tr + tolerance
+                for k, (o, d) in enumerate(zip(ons, durs)):
+                    if not (lo <= o + d < hi):
+                        raise InputError(
+                            f"transcript file {path}, line {lineno}, column 'onsets_per_tr': item {k} ends at "
+                            f"{o + d:g} s, outside this row's TR window [{row_index * tr:g}, {(row_index + 1) * tr:g}) "
+                            f"s (TR {tr:g} s); onsets must be absolute seconds from the segment start, each word in "
+                            f"the TR where it ends"
+                        )
+            onsets.extend(float(o) for o in ons)
+            offsets.extend(float(o) + float(d) for o, d in zip(ons, durs))
+            labels.extend(words)
+    except csv.Error as exc:
+        raise InputError(f"transcript file {path}, line {reader.line_num}: malformed TSV ({exc})") from exc
+    if header is None:
+        raise InputError(f"transcript file {path} is empty; expected a header with {', '.join(TRANSCRIPT_COLUMNS)}")
+    try:
+        return _drop_silence(onsets, offsets, labels)
+    except InputError as exc:
+        raise InputError(f"transcript file {path}: {exc}") from exc
 
 
 def _read_text(path: Path) -> str:
