@@ -157,8 +157,12 @@ def run_datasets(args: argparse.Namespace) -> None:
 def run_models() -> None:
     from mmneuro.models.registry import available_models
 
+    from mmneuro.pipeline import EVENT_MODELS
+
     for name in available_models():
         print(name)
+    for name, kind in EVENT_MODELS.items():
+        print(f"{name}  (events TSV of each run, {kind})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,12 +66,16 @@ def model_features(model: str, dataset: Dataset, layers: Sequence[str] | None = 
 
     ``model_options`` go to the adapter (e.g. ``n_frames``, ``n_context``, ``config`` for random
     weights); ``window``: ``"clip"`` or ``"context:SECONDS"`` (default: the adapter's, else clip).
+    The names in :data:`EVENT_MODELS` read each run's events TSV instead of a model (one column per
+    trial type; ``oversampling`` may be given in ``model_options``).
     Returns ``({layer: {run: (n_trs, n_features) float32}}, weights_info)``.
     """
     from mmneuro.features.extract import extract_run
     from mmneuro.features.store import FeatureStore
     from mmneuro.models.registry import get_adapter
 
+    if model in EVENT_MODELS:
+        return event_model_features(model, dataset, cache, model_options)
     adapter = get_adapter(model, weights=weights, device=device, allow_download=allow_download, seed=seed,
                           **(model_options or {}))
     chosen = select_layers(adapter.layer_names, layers)
@@ -82,6 +86,32 @@ def model_features(model: str, dataset: Dataset, layers: Sequence[str] | None = 
         for layer in chosen:
             by_layer[layer][run.name] = to_tr_grid(timed[layer].data, timed[layer].times, run, dataset.tr)
     return by_layer, weights_record(adapter.weights)
+
+
+#: Event regressors as a model: ``events`` = the fraction of each TR an event of each type covers
+#: (with the dataset's FIR delays: a finite impulse response model), ``events-hrf`` = the same
+#: convolved with the canonical HRF (delays ``(0,)`` by default: the HRF already holds the lag).
+EVENT_MODELS = {"events": "boxcar", "events-hrf": "hrf"}
+
+
+def event_model_features(model: str, dataset: Dataset, cache: Path | None,
+                         model_options: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                                               dict[str, Any]]:
+    """``{kind: {run: (n_trs, n_types)}}`` from every run's events TSV (cached like model features)."""
+    from mmneuro.features.events import dataset_trial_types, event_features
+    from mmneuro.features.store import FeatureStore
+
+    missing = [r.name for r in dataset.runs if r.events is None]
+    if missing:
+        raise InputError(f"--model {model}: runs {missing} of dataset {dataset.name!r} have no events file "
+                         f"(runs.<name>.events in its description)")
+    kind = EVENT_MODELS[model]
+    options = dict(model_options or {})
+    by_run = event_features(dataset.runs, dataset.tr, kind, FeatureStore(cache) if cache is not None else None,
+                            oversampling=int(options.get("oversampling", 15)))
+    types = dataset_trial_types(dataset.runs)
+    return {kind: by_run}, {"kind": "events", "location": None, "identity": f"events-{kind}", "is_random": False,
+                            "trial_types": types}
 
 
 def extract(model: str, stimuli: str | Path | Dataset, layers: Sequence[str] | None = None, weights: str | None = None,
@@ -177,8 +207,14 @@ def weights_record(weights: Any) -> dict[str, Any]:
 
 
 def format_table(summary: dict[str, Any], title: str) -> str:
-    """A short text table: one row per layer, mean r and per-ROI r, best layer marked with ``*``."""
-    rois = list(next(iter(summary["layers"].values()))["roi_r"])
+    """A short text table: one row per layer, mean r and per-ROI r (the best
+    :data:`~mmneuro.plotting.tables.MAX_ROIS_SHOWN` ROIs when there are more), best layer marked with ``*``."""
+    from mmneuro.plotting.tables import shown_rois
+
+    every = list(next(iter(summary["layers"].values()))["roi_r"])
+    rois = shown_rois({k: v["roi_r"] for k, v in summary["layers"].items()})
+    if len(rois) < len(every):
+        title += f" [best {len(rois)} of {len(every)} ROIs shown; scores.json has all]"
     head = ["layer", "mean r"] + rois
     rows = []
     for layer, entry in summary["layers"].items():
@@ -249,11 +285,11 @@ def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: 
         scores = dict(result.summary, dataset=result.dataset, subject=result.subject, model=result.model,
                       weights=result.weights, random_weights=bool(result.weights and result.weights.get("is_random")))
         (tmp / "scores.json").write_text(json.dumps(scores, indent=2, allow_nan=True))
-        maps = {}
         for layer in result.layers:
-            maps[layer] = write_map(result.fits[layer].r, dataset, tmp / f"r_{layer}")
+            write_map(result.fits[layer].r, dataset, tmp / f"r_{layer}")
         write_map(result.ceiling.r, dataset, tmp / "ceiling_r")
-        fig = encode_figure(result.summary, maps.get(result.summary["best_layer"]),
+        best = result.summary["best_layer"]
+        fig = encode_figure(result.summary, dataset.space, result.fits[best].r,
                             title=f"{result.dataset} sub-{result.subject} {model_label(result.model, result.weights)}")
         write_figure_and_provenance(tmp, fig, provenance(command, config, result.weights, seed, result.timings))
     return out_dir
@@ -268,16 +304,14 @@ def write_figure_and_provenance(folder: Path, fig: Any, record: dict[str, Any]) 
     (folder / "provenance.json").write_text(json.dumps(record, indent=2, default=str))
 
 
-def write_map(values: np.ndarray, dataset: Dataset, stem: Path) -> Any:
-    """Per-target values -> ``stem.nii.gz`` for volumetric data (returned image) or ``stem.npy``."""
-    if dataset.mask_img is None:
-        np.save(stem.with_suffix(".npy"), values.astype(np.float32))
-        return None
-    from nilearn.masking import unmask
-
-    img = unmask(np.nan_to_num(values).astype(np.float32), dataset.mask_img)
-    img.to_filename(str(stem) + ".nii.gz")
-    return img
+def write_map(values: np.ndarray, dataset: Dataset, stem: Path) -> list[Path]:
+    """Per-target values -> files of the dataset's target space (``stem.nii.gz``, ``stem_hemi-L|R.func.gii``,
+    ``stem.npy`` + ``stem.tsv`` for parcels); ``stem.npy`` for a subset of targets. Returns the paths."""
+    if dataset.space is None:
+        path = Path(str(stem) + ".npy")
+        np.save(path, np.asarray(values, dtype=np.float32))
+        return [path]
+    return dataset.space.write(values, stem)
 
 
 # --------------------------------------------------------------------------- the face
@@ -299,6 +333,8 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
     timings = Timings()
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     subjects = resolve_subjects(ds, subject)
+    if delays is None and EVENT_MODELS.get(model) == "hrf":
+        delays = (0,)
     with timings("features"):
         if features is not None:
             by_layer = precomputed_features(features, ds, layers)
@@ -378,7 +414,9 @@ def write_group(results: Sequence[EncodeResult], dataset: Dataset, out_dir: Path
         fig.savefig(tmp / "figure.png", dpi=110)
         plt.close(fig)
     if echo is not None:
-        rois = list(next(iter(summary["layers"].values()))["roi_r_mean"])
+        from mmneuro.plotting.tables import shown_rois
+
+        rois = shown_rois({k: v["roi_r_mean"] for k, v in summary["layers"].items()})
         lines = [f"\n{dataset.name} group of {len(results)} subjects (mean held-out r)",
                  "layer".rjust(10) + "".join(k.rjust(8) for k in rois)]
         for layer, entry in summary["layers"].items():

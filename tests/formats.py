@@ -43,7 +43,7 @@ class Planted:
     features: Path
 
 
-def smooth_features(rng: np.random.Generator, n: int, p: int = 4) -> np.ndarray:
+def smooth_features(rng: np.random.Generator, n: int, p: int = 2) -> np.ndarray:
     """(n, p) smooth random features (moving average of white noise over 3 TRs)."""
     white = rng.standard_normal((n + 2, p))
     return (white[:-2] + white[1:-1] + white[2:]) / np.sqrt(3)
@@ -95,7 +95,7 @@ CONFOUND_COLUMNS = ["global_signal", "csf", "white_matter", "trans_x", "trans_x_
 
 
 def write_bids(root: Path, seed: int = 0, space: str = "MNI152NLin2009cAsym", subjects=("01", "02", "03"),
-               n_trs: int = 90, n_runs: int = 3, tr_sidecar: float = TR) -> Planted:
+               n_trs: int = 120, n_runs: int = 3, tr_sidecar: float = TR) -> Planted:
     """A raw BIDS dataset with fMRIPrep derivatives (volume, or ``space='fsaverage5'`` surfaces)."""
     import nibabel as nib
 
@@ -120,7 +120,11 @@ def write_bids(root: Path, seed: int = 0, space: str = "MNI152NLin2009cAsym", su
         func.mkdir(parents=True, exist_ok=True)
         for k, run in enumerate(runs):
             stem = f"sub-{s}_task-movie_run-{k + 1}"
-            (root / "stimuli" / f"movie_run-{k + 1}.wav").touch()
+            wav = root / "stimuli" / f"movie_run-{k + 1}.wav"
+            if not wav.exists():
+                import soundfile as sf
+
+                sf.write(wav, 0.01 * rng.standard_normal(int(n_trs * TR * 8000)).astype(np.float32), 8000)
             (raw / f"{stem}_events.tsv").write_text(
                 f"onset\tduration\ttrial_type\tstim_file\n0.0\t{n_trs * TR:.1f}\tmovie\tmovie_run-{k + 1}.wav\n")
             _json(raw / f"{stem}_bold.json", {"RepetitionTime": tr_sidecar, "TaskName": "movie"})

@@ -26,7 +26,7 @@ def roi_union(rois: dict[str, np.ndarray]) -> np.ndarray:
 def restrict_targets(dataset: Dataset, responses: Responses, keep: np.ndarray | None) -> tuple[Dataset, Responses]:
     """``dataset`` and ``responses`` on the targets where ``keep`` (n_targets,) is True (None: unchanged).
 
-    ROI masks are sliced to the kept targets and the mask image is dropped: write maps from
+    ROI masks are sliced to the kept targets and the mask image and target space are dropped: write maps from
     full-length arrays (see :func:`expand_targets`).
     """
     if keep is None:
@@ -36,7 +36,7 @@ def restrict_targets(dataset: Dataset, responses: Responses, keep: np.ndarray | 
         raise InputError(f"target mask has shape {keep.shape}; the responses have {responses.n_targets} targets")
     if not keep.any():
         raise InputError("the target mask selects no targets")
-    ds = dataclasses.replace(dataset, rois={k: m[keep] for k, m in dataset.rois.items()}, mask_img=None)
+    ds = dataclasses.replace(dataset, rois={k: m[keep] for k, m in dataset.rois.items()}, mask_img=None, space=None)
     resp = Responses(responses.subject, {k: v[..., keep] for k, v in responses.runs.items()},
                      None if responses.valid is None else responses.valid[keep])
     return ds, resp

@@ -97,6 +97,8 @@ class Dataset:
     mask_img : for volumetric data, the NIfTI brain mask whose in-mask voxels are the
         targets (nilearn ``NiftiMasker`` order); None for ROI time series.
     target_names : names of the response columns when they are few (ROI series).
+    space : the target space (:mod:`mmneuro.brain.spaces`: volume, surface or parcels) that
+        turns per-target values back into images and files; None for a subset of targets.
     ceiling : how the noise ceiling is computed: ``"repeats"`` (explainable variance of the
         repeated test runs), ``"loo-isc"`` (leave-one-out inter-subject correlation against the
         mean of the other subjects), ``"split-half"`` (split-half reliability of repeats with
@@ -119,6 +121,7 @@ class Dataset:
     feature_detrend: int | None = None
     mask_img: object | None = None
     target_names: list[str] | None = None
+    space: Any = None
     ceiling: CeilingMethod = "auto"
     notes: list[str] = field(default_factory=list)
     ground_truth: Path | None = None
@@ -144,9 +147,10 @@ class Dataset:
         **options : ``name``, ``runs`` (explicit :class:`StimulusRun` list), ``first_tr_time``
             (stimulus-clock time of row 0, default ``tr / 2``), ``media`` (``{"events": path,
             "video": path, ...}`` for one run, or ``{run: {...}}``), ``test_runs``, ``target_names``,
-            ``rois`` (name -> (n_targets,) bool), ``evaluation`` (default: heldout with test runs,
+            ``rois`` (name -> (n_targets,) bool; default: one per named target), ``evaluation`` (default: heldout with test runs,
             leave-one-run-out with several runs, else contiguous-folds), ``folds``, ``delays``,
-            ``detrend``, ``standardize``, ``feature_detrend``, ``ceiling``; see
+            ``delays`` (default: TRs spanning 2-8 s), ``detrend``, ``standardize``, ``feature_detrend``,
+            ``ceiling``; see
             :func:`mmneuro.datasets.described.from_arrays`.
 
         Example: ``Dataset.from_arrays({"01": y1, "02": y2}, tr=0.8, media={"events": "events.tsv"},

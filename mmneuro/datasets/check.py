@@ -98,4 +98,4 @@ def _onsets(kind: str, path: Path):
         return read_words(path).onsets
     from mmneuro.stimuli.events import read_events
 
-    return read_events(path).onsets
+    return read_events(path, default_trial_type="event", na_duration=0.0).onsets  # onsets only

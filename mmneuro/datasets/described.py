@@ -22,7 +22,7 @@ import numpy as np
 from mmneuro.brain.preprocess import clean_run, constant_columns
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.datasets.description import (
-    HEMISPHERES, Description, RecipeSpec, RunSpec, check_label, description_root, read_description,
+    HEMISPHERES, Description, RecipeSpec, RunSpec, check_label, default_delays, description_root, read_description,
 )
 from mmneuro.errors import InputError
 
@@ -99,7 +99,7 @@ def from_arrays(responses: Mapping[str, Any], tr: float, *, name: str = "arrays"
                 runs: Sequence[StimulusRun] | None = None, first_tr_time: float | None = None,
                 media: Mapping[str, Any] | None = None, test_runs: Sequence[str] = (),
                 target_names: Sequence[str] | None = None, rois: Mapping[str, np.ndarray] | None = None,
-                evaluation: str | None = None, folds: int = 2, delays: Sequence[int] = (1, 2, 3, 4),
+                evaluation: str | None = None, folds: int = 2, delays: Sequence[int] | None = None,
                 detrend: int | None = 2, standardize: bool = True, feature_detrend: int | None = None,
                 ceiling: str = "auto", root: str | Path = ".") -> Dataset:
     """A :class:`Dataset` from responses held in memory (see :meth:`Dataset.from_arrays`)."""
@@ -134,10 +134,15 @@ def from_arrays(responses: Mapping[str, Any], tr: float, *, name: str = "arrays"
     scheme = evaluation or ("heldout" if any(r.split == "test" for r in runs) else
                             "leave-one-run-out" if len(runs) > 1 else "contiguous-folds")
     recipe = Recipe(detrend=detrend, standardize=standardize, eval_blocks=folds if scheme == "contiguous-folds" else None)
-    return assemble(name=name, root=Path(root), tr=tr, runs=list(runs), subjects=list(arrays),
-                    source=ArrayResponses(arrays, recipe), n_targets=n_targets,
-                    rois=dict(rois) if rois is not None else None, target_names=target_names,
-                    evaluation=scheme, folds=folds, delays=delays, feature_detrend=feature_detrend,
+    from mmneuro.brain.spaces import ParcelSpace
+
+    space = ParcelSpace(list(target_names) if target_names is not None else
+                        [f"parcel-{i + 1}" for i in range(n_targets)])
+    rois = dict(rois) if rois is not None else ({n: np.arange(n_targets) == j for j, n in enumerate(target_names)}
+                                                if target_names is not None else None)
+    return assemble(space=space, name=name, root=Path(root), tr=tr, runs=list(runs), subjects=list(arrays),
+                    source=ArrayResponses(arrays, recipe), n_targets=n_targets, rois=rois, target_names=target_names,
+                    evaluation=scheme, folds=folds, delays=delays if delays is not None else default_delays(tr), feature_detrend=feature_detrend,
                     ceiling=ceiling)
 
 
@@ -159,8 +164,12 @@ def _check_lengths(label: str, by_run: Mapping[str, np.ndarray], runs: Sequence[
 def assemble(*, name: str, root: Path, tr: float, runs: list[StimulusRun], subjects: list[str], source: Any,
              n_targets: int, rois: dict[str, np.ndarray] | None, target_names: Sequence[str] | None,
              evaluation: str, folds: int, delays: Sequence[int], feature_detrend: int | None, ceiling: str,
-             mask_img: Any = None, notes: list[str] | None = None, ground_truth: Path | None = None) -> Dataset:
-    """The one constructor every dataset goes through; checks that ROIs and names fit the targets."""
+             space: Any, mask_img: Any = None, notes: list[str] | None = None,
+             ground_truth: Path | None = None) -> Dataset:
+    """The one constructor every dataset goes through; checks that ROIs, names and space fit the targets."""
+    if space.n_targets != n_targets:
+        raise InputError(f"dataset {name!r}: the {space.kind} target space has {space.n_targets} targets, the "
+                         f"responses {n_targets}")
     if target_names is not None and len(target_names) != n_targets:
         raise InputError(f"dataset {name!r}: {len(target_names)} target names for {n_targets} targets")
     if not rois:
@@ -172,7 +181,7 @@ def assemble(*, name: str, root: Path, tr: float, runs: list[StimulusRun], subje
     return Dataset(name=name, root=root, tr=float(tr), runs=runs, subjects=subjects,
                    rois={k: np.asarray(v, dtype=bool) for k, v in rois.items()}, load_responses=source,
                    evaluation=evaluation, eval_folds=folds, delays=tuple(int(d) for d in delays),
-                   feature_detrend=feature_detrend, mask_img=mask_img,
+                   feature_detrend=feature_detrend, mask_img=mask_img, space=space,
                    target_names=list(target_names) if target_names is not None else None,
                    ceiling=ceiling, notes=list(notes or []), ground_truth=ground_truth)
 
@@ -474,12 +483,26 @@ def load_described(path: str | Path, root: str | Path | None = None, desc: Descr
         subjects = _screen(source, subjects, notes)
         source.desc = desc.model_copy(update={"subjects": subjects})
     rois = _rois(desc, base, mask_img, target_names, n_targets)
-    return assemble(name=desc.name, root=base, tr=desc.tr, runs=runs, subjects=subjects, source=source,
+    space = _space(desc, base, source, mask_img, n_targets)
+    return assemble(space=space, name=desc.name, root=base, tr=desc.tr, runs=runs, subjects=subjects, source=source,
                     n_targets=n_targets, rois=rois, target_names=target_names, evaluation=desc.evaluation.scheme,
-                    folds=desc.evaluation.folds, delays=desc.recipe.delays,
+                    folds=desc.evaluation.folds, delays=desc.delays,
                     feature_detrend=desc.recipe.feature_detrend, ceiling=desc.evaluation.ceiling, mask_img=mask_img,
                     notes=notes, ground_truth=inside(base, desc.ground_truth, "ground_truth") if desc.ground_truth
                     else None)
+
+
+def _space(desc: Description, base: Path, source: FileResponses, mask_img: Any, n_targets: int) -> Any:
+    """The target space of a described dataset (parcel atlases must stay inside the root)."""
+    from mmneuro.brain.spaces import VolumeSpace, space_for
+
+    if desc.targets.kind == "volume":
+        return VolumeSpace(mask_img)
+    if desc.targets.kind == "surface":
+        return source.space()
+    if desc.targets.atlas is not None:
+        inside(base, desc.targets.atlas, "targets.atlas")
+    return space_for(desc.targets, base, n_targets)
 
 
 def _recipe(spec: RecipeSpec, eval_blocks: int | None) -> Recipe:
@@ -577,6 +600,8 @@ def _rois(desc: Description, base: Path, mask_img: Any, names: list[str] | None,
         return out
     if spec.table:
         return _roi_table(inside(base, spec.table, "rois.table"), names, n_targets)
+    if desc.targets.kind == "parcels" and names is not None:  # named regions are the ROIs of an ROI study
+        return {name: np.arange(n_targets) == j for j, name in enumerate(names)}
     return None
 
 

@@ -35,6 +35,7 @@ a :class:`~mmneuro.datasets.base.Dataset`.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -147,7 +148,8 @@ class RoisSpec(_Strict):
 
     masks: dict[str, RelPath] | None = Field(None, description="name -> NIfTI mask (volume targets)")
     table: RelPath | None = Field(None, description="TSV with columns 'target' (name or index) and 'roi'")
-    per_target: bool = Field(False, description="every target (parcel) is its own ROI")
+    per_target: bool = Field(False, description="every target (parcel) is its own ROI (the default for named "
+                                                "parcels when no masks or table are given)")
 
 
 class EvaluationSpec(_Strict):
@@ -158,10 +160,17 @@ class EvaluationSpec(_Strict):
     ceiling: Literal["auto", "repeats", "loo-isc", "split-half", "ridge"] = "auto"
 
 
+def default_delays(tr: float) -> tuple[int, ...]:
+    """FIR delays (in TRs) spanning 2-8 s after a stimulus, where the BOLD response peaks and falls:
+    ``(1, 2, 3, 4)`` at TR 2 s, ``(2, ..., 5)`` at 1.49 s, ``(3, ..., 10)`` at 0.8 s."""
+    first = max(1, math.ceil(2.0 / tr - 1e-9))
+    return tuple(range(first, max(first, math.floor(8.0 / tr + 1e-9)) + 1))
+
+
 class RecipeSpec(_Strict):
     """Preprocessing of responses (per run and presentation) and the design's delays."""
 
-    delays: list[int] = Field([1, 2, 3, 4], min_length=1)
+    delays: list[int] | None = Field(None, min_length=1, description="FIR delays in TRs; default: 2-8 s")
     detrend: int | None = Field(2, ge=0, description="polynomial order removed from each run (None: mean only)")
     confounds: list[str] = Field(list(DEFAULT_CONFOUNDS), description="confound columns (globs) to regress out")
     standardize: bool = True
@@ -204,6 +213,11 @@ class Description(_Strict):
                     raise ValueError(f"run {run.name!r}: response pattern {f.file!r} may hold {{hemi}} only for "
                                      f"surface targets")
         return self
+
+    @property
+    def delays(self) -> tuple[int, ...]:
+        """The FIR delays in TRs: the recipe's, else :func:`default_delays` of the TR."""
+        return tuple(self.recipe.delays) if self.recipe.delays is not None else default_delays(self.tr)
 
     def run_first_tr_time(self, run: RunSpec) -> float:
         """Stimulus-clock time of ``run``'s first response row."""
