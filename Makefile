@@ -18,17 +18,17 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-$(DEMO)/dataset_description.json: | $(STAMP)
-	$(BIN)/mmneuro datasets demo --out $(DEMO)
+$(DEMO)/mmneuro.toml: | $(STAMP)
+	$(BIN)/mmneuro datasets demo --out $(DEMO) --overwrite
 
-demo: $(STAMP) $(DEMO)/dataset_description.json
+demo: $(STAMP) $(DEMO)/mmneuro.toml
 	HF_HUB_OFFLINE=1 $(BIN)/mmneuro encode --dataset $(DEMO) --model minilm --subject 1 --out $(RESULTS)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # Every figure the README shows, from analyses/fig_*.py (features come from the cache when present).
-figures: $(STAMP) $(DEMO)/dataset_description.json
+figures: $(STAMP) $(DEMO)/mmneuro.toml
 	for script in analyses/fig_*.py; do MMNEURO_DEMO=$(DEMO) HF_HUB_OFFLINE=1 $(BIN)/python $$script --out figures || exit 1; done
 
 clean-demo:

@@ -20,18 +20,14 @@ import matplotlib.pyplot as plt
 
 from mmneuro import pipeline
 from mmneuro.ablate.experts import expert_study
+from mmneuro.datasets.catalog import demo_folder
 from mmneuro.plotting.experts import expert_figure
 
 TITLE = "demo sub-01, Qwen3-VL-MoE tiny config, RANDOM WEIGHTS: expert routing, alignment and ablation"
 
 
 def demo_dataset():
-    root = Path(os.environ.get("MMNEURO_DEMO", "data/demo"))
-    if not (root / "dataset_description.json").exists():
-        from mmneuro.datasets.demo import generate_demo
-
-        generate_demo(root, seed=0)
-    return pipeline.load_dataset(root)
+    return pipeline.load_dataset(demo_folder(ensure=True))
 
 
 def cached_results(folder: Path, dataset) -> dict | None:

@@ -11,28 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 from mmneuro.ablate.layers import layerwise
+from mmneuro.datasets.catalog import demo_folder
 from mmneuro.plotting.layers import plot_layer_study
 
 
-def demo_root() -> Path:
-    """The demo dataset folder, generated (seed 0) when it does not exist yet."""
-    from mmneuro.datasets.demo import generate_demo
-
-    root = Path(os.environ.get("MMNEURO_DEMO", "data/demo"))
-    if not (root / "dataset_description.json").exists():
-        print(f"generating the demo dataset into {root} (seed 0)")
-        generate_demo(root, seed=0)
-    return root
-
-
 def main(out: Path) -> None:
-    result = layerwise(dataset=demo_root(), subject="all", model="minilm", out=None, progress=False)
+    result = layerwise(dataset=demo_folder(ensure=True), subject="all", model="minilm", out=None, progress=False)
     study = result.study
     fig = plot_layer_study(study, f"Demo: MiniLM layers vs word rate, n = {len(study.subjects)} "
                                   "(language ROI driven by word rate by construction)", baseline_label="word rate")

@@ -30,9 +30,17 @@ def _alice(resolution: str) -> Callable[[], Dataset]:
 KNOWN: dict[str, Callable[[], Dataset]] = {"alice": _alice("6mm"), "alice-10mm": _alice("10mm")}
 
 
-def demo_folder() -> Path:
-    """The demo dataset folder: ``$MMNEURO_DEMO`` or ``data/demo``."""
-    return Path(os.environ.get("MMNEURO_DEMO", "data/demo"))
+def demo_folder(ensure: bool = False) -> Path:
+    """The demo dataset folder: ``$MMNEURO_DEMO`` or ``data/demo``. With ``ensure``, the demo is generated
+    there (seed 0, about half a minute) when the folder holds no description yet, replacing a demo written
+    by an older mmneuro."""
+    root = Path(os.environ.get("MMNEURO_DEMO", "data/demo"))
+    if ensure and not (root / FILENAME).is_file():
+        from mmneuro.datasets.demo import generate_demo
+
+        print(f"generating the demo dataset into {root} (seed 0)")
+        generate_demo(root, seed=0, overwrite=True)
+    return root
 
 
 def is_dataset(path: Path) -> bool:

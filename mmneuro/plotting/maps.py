@@ -161,8 +161,7 @@ def plot_map(space: Any, values: Any, title: str, ax_or_fig: Any = None, *, labe
     scale = color_scale(v, threshold, vmax, cmap)
     kind = getattr(space, "kind", None)
     if kind == "surface":
-        mesh = space.mesh  # raises, saying what to provide, before any figure is made
-        del mesh
+        space.mesh  # noqa: B018 (loading it raises, saying what to provide, before any figure is made)
         fig, box = _region(ax_or_fig, (9.0, 3.4))
         _surfaces(fig, box, space, v, title, scale, label)
     elif kind in ("volume", "parcels") and space.has_image:
