@@ -114,4 +114,4 @@ def test_missing_dataset_folder_says_what_to_do(tmp_path, capsys):
 
 def test_datasets_info_reports_alice_exclusions(alice_root, capsys):
     code, out, _ = run_cli(["datasets", "info", str(alice_root)], capsys)
-    assert code == 0 and "27 subjects" in out and "s33 excluded" in out
+    assert code == 0 and "27 subjects" in out and "subject 33 excluded" in out

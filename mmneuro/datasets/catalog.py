@@ -17,17 +17,23 @@ from mmneuro.datasets.description import FILENAME
 from mmneuro.errors import InputError
 
 
-def _alice(resolution: str) -> Callable[[], Dataset]:
-    def load() -> Dataset:
+def _alice(resolution: str) -> Callable[[Path | None], Dataset]:
+    def load(root: Path | None = None) -> Dataset:
         from mmneuro.datasets.alice import load_alice
 
-        return load_alice(resolution=resolution)
+        return load_alice(root, resolution=resolution)
 
     return load
 
 
-#: Packaged descriptions, by name; each resolves its own (read-only) data folder.
-KNOWN: dict[str, Callable[[], Dataset]] = {"alice": _alice("6mm"), "alice-10mm": _alice("10mm")}
+def _is_alice(path: Path) -> bool:
+    return (path / "fmri" / "6mm").is_dir() and (path / "stimulus").is_dir()
+
+
+#: Packaged descriptions, by name; each finds its own (read-only) data folder when given none.
+KNOWN: dict[str, Callable[[Path | None], Dataset]] = {"alice": _alice("6mm"), "alice-10mm": _alice("10mm")}
+#: Read-only folders recognised by their layout, read with a packaged description.
+LAYOUTS: list[tuple[Callable[[Path], bool], Callable[[Path | None], Dataset]]] = [(_is_alice, KNOWN["alice"])]
 
 
 def demo_folder(ensure: bool = False) -> Path:
@@ -56,7 +62,7 @@ def open_dataset(spec: str | Path | Dataset) -> Dataset:
         return spec
     text = str(spec)
     if text in KNOWN:
-        return KNOWN[text]()
+        return KNOWN[text](None)
     path = demo_folder() if text == "demo" else Path(text)
     if is_dataset(path):
         return load_described(path)
@@ -65,6 +71,9 @@ def open_dataset(spec: str | Path | Dataset) -> Dataset:
     if not path.exists():
         raise InputError(f"dataset {text!r} is not a known name ({', '.join(['demo', *KNOWN])}), a folder or a "
                          f"description file")
+    for matches, load in LAYOUTS:
+        if path.is_dir() and matches(path):
+            return load(path)
     if (path / "dataset_description.json").is_file() and (path / "ground_truth").is_dir():
         raise InputError(f"{path} holds a demo written by an older mmneuro (no {FILENAME}); regenerate it with "
                          f"`mmneuro datasets demo --out {path} --overwrite`")
