@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmneuro.analyses.heldout import DEFAULT_ALPHAS, LayerFit, fit_evaluate
-from mmneuro.analyses.noise_ceiling import Ceiling, noise_ceilings, repeat_ceiling
+from mmneuro.analyses.noise_ceiling import Ceiling, ceiling_cache_dir, subject_ceilings
 from mmneuro.analyses.summary import summarize
 from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.errors import InputError
@@ -359,10 +359,9 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
                                         backend=backend)
                     for layer in tqdm(chosen, desc=f"sub-{label} ridge", unit="layer", disable=not progress)}
         with timings("ceiling"):
-            if label not in ceilings:
-                own = repeat_ceiling(ds, resp)
-                ceilings.update({label: own} if own is not None
-                                else noise_ceilings(ds, [responses_of(s) for s in ds.subjects]))
+            if label not in ceilings:  # per the dataset's ceiling method; cached beside the features
+                ceilings.update(subject_ceilings(ds, resp, lambda: [responses_of(s) for s in ds.subjects],
+                                                 cache=ceiling_cache_dir(cache) if cache is not None else None))
             ceil = ceilings[label]
         summary = summarize(chosen, fits, ceil, ds)
         result = EncodeResult(ds.name, label, model, chosen, fits, ceil, summary, weights_info,

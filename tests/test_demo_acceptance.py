@@ -71,7 +71,7 @@ def test_constant_voxels_are_reported_and_excluded(demo_root, tmp_path):
     data[i, j, k, :] = data[i, j, k, 0]
     nib.Nifti1Image(data, img.affine, img.header).to_filename(bold)
     ds = load_demo(copy)
-    with pytest.warns(UserWarning, match=r"run-2_bold.nii.gz: 1 of \d+ in-mask voxels are constant"):
+    with pytest.warns(UserWarning, match=r"run-2_bold.nii.gz: 1 of \d+ targets are constant \(first indices \[7\]\)"):
         responses = ds.load_responses("01")
     assert responses.valid is not None and np.flatnonzero(~responses.valid).tolist() == [7]
     fit = heldout.fit_evaluate(ds, ground_truth_regressors(ds), responses, delays=(0,))

@@ -43,7 +43,7 @@ def group_study():
 def test_best_layer_is_found_and_beats_first_last_and_baseline(group_study):
     _, _, study = group_study
     assert study.roi_r.shape == (6, 3, 2) and study.ceiling.shape == (6, 2)
-    assert study.ci_method == "subjects" and study.ceiling_method == "cross-subject"
+    assert study.ci_method == "subjects" and study.ceiling_method == "loo-isc"  # "auto" without repeats
     assert study.best_layer == {"a": "layer-2", "b": "layer-2"}
     for roi in ("a", "b"):
         for other in ("first", "last", "baseline", "intermediate_vs_first", "intermediate_vs_last"):

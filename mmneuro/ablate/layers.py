@@ -31,6 +31,7 @@ import numpy as np
 from mmneuro import pipeline
 from mmneuro.ablate import add_run_arguments
 from mmneuro.analyses.layers import COMPARISONS, LayerStudy, layer_study
+from mmneuro.analyses.noise_ceiling import ceiling_cache_dir
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance
@@ -101,6 +102,7 @@ def layerwise(dataset: str | Path | Dataset = "demo", subject: str | int = "all"
     with timings("study"):
         mask = np.any(np.stack(list(ds.rois.values())), axis=0) if targets == "rois" else None
         study = layer_study(ds, features, subjects, baseline=base, n_boot=n_boot, block_len=block_len, seed=seed,
+                            ceiling_cache=ceiling_cache_dir(pipeline.DEFAULT_CACHE if cache is None else cache),
                             targets=mask, progress=progress)
     label = pipeline.model_label(model, weights_info)
     summary = results_summary(study, ds, model, weights_info, "word rate" if use_rate else None)

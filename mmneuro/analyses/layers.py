@@ -25,13 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from mmneuro.analyses.heldout import DEFAULT_ALPHAS, fit_evaluate, heldout_responses
-from mmneuro.analyses.noise_ceiling import noise_ceilings, repeat_ceiling
+from mmneuro.analyses.noise_ceiling import PER_SUBJECT, ceiling_method, noise_ceilings
 from mmneuro.analyses.stats import (
     GroupSummary,
     block_resample,
@@ -103,7 +104,8 @@ def layer_study(dataset: Dataset, features: dict[str, dict[str, np.ndarray]], su
                 baseline: dict[str, np.ndarray] | None = None, delays: Sequence[int] | None = None,
                 alphas: np.ndarray = DEFAULT_ALPHAS, load: Callable[[str], Responses] | None = None,
                 n_boot: int = 1000, block_len: int = 10, seed: int = 0, min_ceiling: float = MIN_CEILING,
-                targets: np.ndarray | None = None, progress: bool = True) -> LayerStudy:
+                targets: np.ndarray | None = None, progress: bool = True,
+                ceiling_cache: str | Path | None = None) -> LayerStudy:
     """Encode every layer of ``features`` ({layer: {run: (n_trs, p)}}) for every subject.
 
     ``baseline``: optional {run: (n_trs, q)} features (e.g. word rate) encoded the same way and
@@ -113,6 +115,7 @@ def layer_study(dataset: Dataset, features: dict[str, dict[str, np.ndarray]], su
     of the dataset's subjects. Normalised alignment is NaN where the ROI ceiling < ``min_ceiling``.
     ``targets``: optional (n_targets,) bool, the targets to encode (e.g. the ROIs' voxels, much
     faster than the whole brain); ``voxel_r`` is NaN elsewhere and ROI means use the chosen ones.
+    ``ceiling_cache``: folder of cached ceilings (see :func:`~mmneuro.analyses.noise_ceiling.noise_ceilings`).
     """
     subjects = list(dataset.subjects if subjects is None else subjects)
     if not subjects:
@@ -130,7 +133,7 @@ def layer_study(dataset: Dataset, features: dict[str, dict[str, np.ndarray]], su
         load = _selecting(load, keep)
     masks = {k: np.asarray(m)[keep] for k, m in dataset.rois.items()}
     responses = {s: load(s) for s in subjects}
-    ceilings = ceilings_for(dataset, responses, load)
+    ceilings = ceilings_for(dataset, responses, load, ceiling_cache)
     n_targets = int(keep.sum())
     spaces = [features[layer] for layer in layers] + ([baseline] if baseline is not None else [])
     scores = np.empty((len(subjects), len(spaces), n_targets), np.float32)
@@ -183,16 +186,20 @@ def layer_study(dataset: Dataset, features: dict[str, dict[str, np.ndarray]], su
     return study
 
 
-def ceilings_for(dataset: Dataset, responses: dict[str, Responses], load: Callable[[str], Responses]) -> dict:
-    """Each chosen subject's :class:`~mmneuro.analyses.noise_ceiling.Ceiling`: from repeats when all
-    have them, else the cross-subject ceiling over every usable subject of the dataset."""
-    repeats = {s: repeat_ceiling(dataset, r) for s, r in responses.items()}
-    if all(c is not None for c in repeats.values()):
-        return repeats
+def ceilings_for(dataset: Dataset, responses: dict[str, Responses], load: Callable[[str], Responses],
+                 cache: str | Path | None = None) -> dict:
+    """Each chosen subject's :class:`~mmneuro.analyses.noise_ceiling.Ceiling` by ``dataset.ceiling``
+    (``"auto"``: from repeats when all chosen subjects have them, else leave-one-out ISC): per-subject
+    methods use the chosen subjects only, cross-subject ones every usable subject of the dataset.
+    ``cache``: folder of cached ceilings, or None."""
+    method = ceiling_method(dataset, list(responses.values()))
+    if method in PER_SUBJECT:
+        return noise_ceilings(dataset, list(responses.values()), cache, method)
     everyone = [responses[s] if s in responses else load(s) for s in dataset.subjects]
     if len(everyone) < 2:
-        raise InputError(f"dataset {dataset.name!r} has no repeated test run and one subject: no noise ceiling")
-    return noise_ceilings(dataset, everyone)
+        raise InputError(f"dataset {dataset.name!r} has one subject: no {method!r} (cross-subject) noise ceiling; "
+                         f"it needs repeated test runs and ceiling 'repeats' or 'split-half'")
+    return noise_ceilings(dataset, everyone, cache, method)
 
 
 def stack_subjects(responses: Sequence[Responses]) -> Responses | None:

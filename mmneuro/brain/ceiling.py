@@ -2,10 +2,14 @@ r"""Noise ceilings: how well could any model predict these responses?
 
 Two kinds:
 
-* **Repeat-based** (:func:`explainable_variance`, :func:`ceiling_r`) for stimuli shown
-  several times: the part of each target's variance that repeats across presentations.
-* **Cross-subject** (:func:`cross_subject_ceiling`) for stimuli shown once: how well the
-  other subjects' responses of the same target predict this subject's.
+* **Repeat-based**, for stimuli shown several times: the part of each target's variance
+  that repeats across presentations, from the variances (:func:`explainable_variance`,
+  then :func:`ceiling_r`) or from split-half correlations with the Spearman-Brown
+  correction (:func:`split_half_reliability`, :func:`split_half_ceiling`).
+* **Cross-subject**, for stimuli shown once: how well the other subjects' responses of
+  the same target predict this subject's, either as the plain leave-one-out inter-subject
+  correlation with the mean of the others (:func:`loo_isc`) or through a ridge regression
+  on the others (:func:`cross_subject_ceiling`).
 
 Model of the data used throughout: repeat ``k`` of a target is ``y_k = s + e_k`` with
 the stimulus-driven signal ``s`` (variance ``S``) shared by all repeats and independent
@@ -20,10 +24,23 @@ Derivations (one line each; ``n`` repeats):
 * a perfect model predicts ``s``; against the repeat average ``s + mean_k e_k`` (noise
   variance ``N/n``) its correlation is ``S / sqrt(S (S + N/n)) = sqrt(EV / (EV + (1 - EV)/n))
   = sqrt(n EV / (n EV + 1 - EV))``.
+* split halves: the mean of ``k`` repeats has reliability (correlation with the signal,
+  squared) ``rho_k = k EV / (1 + (k - 1) EV)`` (Spearman-Brown). The means of two disjoint
+  halves of ``a`` and ``b`` repeats correlate at ``r_ab = sqrt(rho_a rho_b)``; with
+  ``a = b = n/2`` that is ``rho_{n/2}``, and stepping up gives the classic
+  ``rho_n = 2 r_ab / (1 + r_ab)``. Solving ``r_ab = sqrt(rho_a rho_b)`` for EV in general
+  (odd ``n``: ``a = (n-1)/2``, ``b = (n+1)/2``) is in :func:`split_half_reliability`. A
+  perfect model reaches ``sqrt(rho_n) = ceiling_r(EV, n)`` against the ``n``-repeat mean.
+* leave-one-out ISC: subject ``s`` is ``s + e_s`` (noise variance ``N``) and the mean of the
+  ``m`` others is ``s + mean e`` (noise ``N / m``), so their correlation is
+  ``sqrt(EV) sqrt(rho_m)``, a little below the ceiling of a perfect model against one
+  subject, ``sqrt(EV)``, with a finite number of other subjects.
 """
 
 from __future__ import annotations
 
+from itertools import combinations
+from math import comb
 from typing import Sequence
 
 import numpy as np
@@ -105,21 +122,22 @@ def ceiling_r(ev, n_repeats: int) -> np.ndarray:
     return np.sqrt(n * e / denom)
 
 
-def _check_subject_list(arrays, what: str) -> list[np.ndarray]:
+def _check_subject_list(arrays, what: str, fn: str = "cross_subject_ceiling",
+                        dtype=np.float64) -> list[np.ndarray]:
     if isinstance(arrays, np.ndarray) and arrays.ndim == 3:
         arrays = list(arrays)
     out = []
     for i, a in enumerate(arrays):
-        a = np.asarray(a, dtype=np.float64)
-        validate_responses(a, f"cross_subject_ceiling {what}[{i}]")
+        a = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+        validate_responses(a, f"{fn} {what}[{i}]")
         out.append(a)
     if len(out) < 2:
-        raise InputError(f"cross_subject_ceiling: needs at least 2 subjects, got {len(out)} {what} arrays")
+        raise InputError(f"{fn}: needs at least 2 subjects, got {len(out)} {what} arrays")
     shapes = {a.shape for a in out}
     if len(shapes) != 1:
         detail = ", ".join(f"{i}: {a.shape}" for i, a in enumerate(out))
         raise InputError(
-            f"cross_subject_ceiling: {what} arrays must all have the same (time, targets) shape; "
+            f"{fn}: {what} arrays must all have the same (time, targets) shape; "
             f"got {detail}"
         )
     return out
@@ -245,6 +263,170 @@ def cross_subject_ceiling(
                 pred = _ridge_predictions(Xtr, ytr, Xte, alphas)[0]
             out[s, sl] = _pearson_rows(pred, all_te[sl, :, s])
     return out
+
+
+def _pearson_time(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """Pearson r along ``axis`` (time) of same-shaped arrays; NaN where either series is
+    constant (to a relative 1e-12, so rounding residue of a constant column never counts)."""
+    za, flat_a = _zscore_time(a, axis)
+    zb, flat_b = _zscore_time(b, axis)
+    r = (za * zb).mean(axis=axis)
+    return np.where(flat_a | flat_b, np.nan, r)
+
+
+def loo_isc(responses: Sequence[np.ndarray], chunk_size: int = 4096) -> np.ndarray:
+    """Leave-one-out inter-subject correlation, target by target.
+
+    For subject ``s`` and target ``v``: the Pearson r over time between subject ``s``'s
+    column ``v`` and the mean of the other subjects' columns ``v`` (raw mean, same rows).
+    Unlike :func:`cross_subject_ceiling` nothing is fitted, so nothing can overfit or
+    be under-regularised: with ``m = n_subjects - 1`` others it estimates
+    ``sqrt(EV) * sqrt(m EV / (1 + (m - 1) EV))`` (module docstring), approaching the
+    single-subject ceiling ``sqrt(EV)`` as ``m`` grows.
+
+    Parameters
+    ----------
+    responses : per subject, (n_trs, n_targets) responses to the same stimulus rows, the
+        same targets in every subject (a list, or one (n_subjects, n_trs, n_targets) array).
+        Pass exactly the rows the model's r is computed on.
+    chunk_size : targets processed together (bounds memory at about
+        ``3 * chunk_size * n_trs * n_subjects`` float64).
+
+    Returns
+    -------
+    (n_subjects, n_targets) float64; NaN where the subject's column or the others' mean is
+    constant.
+    """
+    ys = _check_subject_list(responses, "responses", "loo_isc", dtype=None)
+    n_sub = len(ys)
+    n_trs, n_targets = ys[0].shape
+    if n_trs < 2:
+        raise InputError(f"loo_isc: needs at least 2 time points, got {n_trs}")
+    if int(chunk_size) < 1:
+        raise InputError(f"loo_isc: chunk_size must be >= 1, got {chunk_size!r}")
+    out = np.full((n_sub, n_targets), np.nan)
+    for start in range(0, n_targets, int(chunk_size)):
+        sl = slice(start, min(start + int(chunk_size), n_targets))
+        Y = np.stack([np.asarray(y[:, sl], dtype=np.float64) for y in ys])  # (n_sub, n_trs, v)
+        others = (Y.sum(axis=0)[None] - Y) / (n_sub - 1)
+        out[:, sl] = _pearson_time(Y, others, axis=1)
+    return out
+
+
+def _half_splits(n: int, max_splits: int, seed: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Distinct splits of ``range(n)`` into halves of ``n // 2`` and ``n - n // 2`` repeats.
+
+    All of them when there are at most ``max_splits`` (a split and its mirror count once
+    for even ``n``), else ``max_splits`` distinct ones drawn with ``seed``; sorted.
+    """
+    a = n // 2
+    total = comb(n, a) // (2 if 2 * a == n else 1)
+
+    def canonical(first: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        rest = tuple(k for k in range(n) if k not in first)
+        if 2 * a == n and 0 not in first:
+            first, rest = rest, first
+        return first, rest
+
+    if total <= max_splits:
+        return sorted({canonical(c) for c in combinations(range(n), a)})
+    rng = np.random.default_rng(seed)
+    chosen: set = set()
+    while len(chosen) < max_splits:
+        chosen.add(canonical(tuple(sorted(int(k) for k in rng.permutation(n)[:a]))))
+    return sorted(chosen)
+
+
+def _reliability_from_split(r: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Single-repeat reliability ``EV`` from the correlation ``r`` of an ``a``- and a
+    ``b``-repeat mean (solves ``r = sqrt(rho_a rho_b)``; see :func:`split_half_reliability`)."""
+    r = np.asarray(r, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        one = np.abs(r) >= 1.0
+        rr = np.where(one, 0.0, r)
+        x = rr * (rr * (a + b) + np.sqrt(rr * rr * (a + b) ** 2 + 4.0 * a * b * (1.0 - rr * rr))) \
+            / (2.0 * a * b * (1.0 - rr * rr))
+        ev = x / (1.0 + x)
+    # the limits: r -> 1 gives EV -> 1; r -> -1 gives x -> -1 / (a + b), EV -> -1 / (a + b - 1)
+    return np.where(one, np.where(r > 0, 1.0, -1.0 / (a + b - 1)), ev)
+
+
+def split_half_reliability(repeats, max_splits: int = 64, seed: int = 0, zscore: bool = True) -> np.ndarray:
+    r"""Single-presentation reliability of each target from split halves of its repeats.
+
+    The ``n`` repeats are split into halves of ``a = n // 2`` and ``b = n - a`` repeats;
+    the Pearson r over time between the two halves' means is averaged over splits (every
+    distinct split when there are at most ``max_splits``, e.g. 3 for n = 4, 10 for n = 5;
+    else ``max_splits`` distinct splits drawn with ``seed``). Under ``y_k = s + e_k`` the
+    mean of ``k`` repeats has reliability ``rho_k = k EV / (1 + (k - 1) EV)``
+    (Spearman-Brown), and the halves correlate at ``r = sqrt(rho_a rho_b)``. Solving for
+    the signal-to-noise ratio ``x = S / N`` (``rho_k = k x / (1 + k x)``)::
+
+        a b (1 - r^2) x^2 - r^2 (a + b) x - r^2 = 0
+        x = r (r (a + b) + sqrt(r^2 (a + b)^2 + 4 a b (1 - r^2))) / (2 a b (1 - r^2))
+        EV = x / (1 + x)
+
+    For even ``n`` (``a = b = m``) this is the inverse Spearman-Brown formula
+    ``EV = r / (m - (m - 1) r)``, i.e. ``rho_n = 2 r / (1 + r)``. The formula is applied
+    to negative ``r`` as well (it stays finite for ``r > -1``), so pure-noise targets give
+    small negative values rather than a floor at 0, as the bias-corrected
+    :func:`explainable_variance` does. It estimates the same quantity as
+    :func:`explainable_variance` (``S / (S + N)``) from correlations instead of variances.
+
+    Parameters
+    ----------
+    repeats : (n_repeats, n_trs, n_targets) responses to the same stimulus, n_repeats >= 2.
+    max_splits : at most this many splits are averaged.
+    seed : draws the splits when there are more than ``max_splits``.
+    zscore : z-score each repeat over time first (scale or offset differences between
+        sessions are not noise); as in :func:`explainable_variance`.
+
+    Returns
+    -------
+    (n_targets,) float64 in (-1, 1]; NaN where a half's mean is constant in every split.
+    """
+    arr = np.asarray(repeats, dtype=np.float64)
+    if arr.ndim != 3:
+        raise InputError(
+            f"split_half_reliability: expected (n_repeats, n_trs, n_targets), got shape {arr.shape}"
+        )
+    n_rep, n_trs, _ = arr.shape
+    if n_rep < 2:
+        raise InputError(f"split_half_reliability: needs at least 2 repeats, got {n_rep} (shape {arr.shape})")
+    if n_trs < 3:
+        raise InputError(f"split_half_reliability: needs at least 3 time points, got {n_trs}")
+    if int(max_splits) < 1:
+        raise InputError(f"split_half_reliability: max_splits must be >= 1, got {max_splits!r}")
+    for k in range(n_rep):
+        validate_responses(arr[k], f"split_half_reliability repeat {k}")
+    if zscore:
+        arr, _ = _zscore_time(arr, axis=1)
+    splits = _half_splits(n_rep, int(max_splits), seed)
+    rs = np.stack([_pearson_time(arr[list(first)].mean(axis=0), arr[list(rest)].mean(axis=0), axis=0)
+                   for first, rest in splits])
+    finite = np.isfinite(rs)
+    count = finite.sum(axis=0)
+    mean_r = np.where(count > 0, np.where(finite, rs, 0.0).sum(axis=0) / np.maximum(count, 1), np.nan)
+    return _reliability_from_split(mean_r, n_rep // 2, n_rep - n_rep // 2)
+
+
+def split_half_ceiling(repeats, max_splits: int = 64, seed: int = 0, zscore: bool = True) -> np.ndarray:
+    """Highest Pearson r a perfect model can reach against the mean of all ``n`` repeats,
+    from split-half reliability with the Spearman-Brown correction.
+
+    ``sqrt(rho_n)`` with ``rho_n = n EV / (1 + (n - 1) EV)`` the reliability of the
+    ``n``-repeat mean and ``EV`` = :func:`split_half_reliability` (clipped to [0, 1]); that is
+    exactly ``ceiling_r(split_half_reliability(repeats), n)``, the same formula as the
+    variance-based ceiling with EV estimated from split-half correlations. For even ``n``,
+    ``rho_n = 2 r / (1 + r)`` with ``r`` the mean split-half correlation. Parameters as in
+    :func:`split_half_reliability`.
+
+    Returns
+    -------
+    (n_targets,) float64 in [0, 1]; NaN where the reliability is NaN.
+    """
+    ev = split_half_reliability(repeats, max_splits=max_splits, seed=seed, zscore=zscore)
+    return ceiling_r(ev, np.asarray(repeats).shape[0])
 
 
 def normalized_alignment(r, ceiling, min_ceiling: float = 0.1) -> np.ndarray:
