@@ -34,21 +34,89 @@ class LayerFit:
     prediction: np.ndarray | None = None
 
 
+#: A feature column "rests at 0" (0 means "nothing": event boxcars, counts, Lanczos-resampled
+#: word features in silences) when at least this fraction of its rows are 0, within
+#: ``REST_TOL * max|column|`` (all runs together); dense model features, which never sit at 0, do not.
+REST_FRACTION = 0.1
+REST_TOL = 1e-6
+
+
 def design_matrix(features: dict[str, np.ndarray], runs: Sequence[StimulusRun],
                   delays: Sequence[int], detrend_order: int | None = None) -> np.ndarray:
-    """Concatenate runs' features, detrend (optional) and z-score each run, add FIR delays within runs.
+    """FIR design of the runs' features ``{run: (n_trs, p)}``: (sum n_trs, p * n_delays) float32, delay-major.
 
-    Returns (sum n_trs, p * n_delays) float32, delay-major column blocks.
+    Delays never cross runs, and a row with no earlier feature row is padded so that it says
+    nothing false about the stimulus. Columns that rest at 0 (:func:`rests_at_zero`: event
+    indicators, counts) are delayed raw, padded with 0 ("no event") where the padded time precedes
+    the stimulus (:func:`pad_unseen`), then detrended (``detrend_order``, optional) and z-scored
+    within the run; z-scoring first would pad them with the mean, "part of an event is happening".
+    Dense columns (model features) are detrended and z-scored within the run, then delayed with 0
+    pads: the neutral value, since their raw value for "nothing" is unknown and any other pad
+    puts a step at every run's start that a feature space can "explain" regardless of content.
     """
-    blocks = []
+    xs = []
     for run in runs:
-        x = features[run.name]
+        x = np.asarray(features[run.name])
+        if x.ndim != 2:
+            raise InputError(f"run {run.name}: features must be (n_trs, n_features), got shape {x.shape}")
         if x.shape[0] != run.n_trs:
             raise InputError(f"run {run.name}: features have {x.shape[0]} rows but the run has {run.n_trs} TRs")
-        blocks.append(x if detrend_order is None else detrend(x, detrend_order))
-    lengths = [run.n_trs for run in runs]
-    X = zscore_runs(np.concatenate(blocks).astype(np.float32), lengths)
-    return make_delayed(X, delays, lengths)
+        if xs and x.shape[1] != xs[0].shape[1]:
+            raise InputError(f"run {run.name}: features have {x.shape[1]} columns but run {runs[0].name} has "
+                             f"{xs[0].shape[1]}")
+        xs.append(x)
+    rests = rests_at_zero(xs)
+    n_delays = len(delays)
+    blocks = []
+    for run, x in zip(runs, xs):
+        n, p = x.shape
+        if not rests.any():  # dense features only: the former recipe, without copies
+            dense = x if detrend_order is None else detrend(x, detrend_order)
+            blocks.append(make_delayed(zscore_runs(np.asarray(dense, dtype=np.float32), None), delays))
+            continue
+        out = np.empty((n, n_delays, p), dtype=np.float32)
+        if not rests.all():
+            dense = x[:, ~rests] if detrend_order is None else detrend(x[:, ~rests], detrend_order)
+            z = zscore_runs(np.asarray(dense, dtype=np.float32), None)
+            out[:, :, ~rests] = make_delayed(z, delays).reshape(n, n_delays, -1)
+        events = x[:, rests].astype(np.float32)
+        delayed = pad_unseen(make_delayed(events, delays), events, run, delays)
+        if detrend_order is not None:
+            delayed = detrend(delayed, detrend_order)
+        out[:, :, rests] = zscore_runs(delayed, None).reshape(n, n_delays, -1)
+        blocks.append(out.reshape(n, n_delays * p))
+    return np.concatenate(blocks)
+
+
+def rests_at_zero(xs: Sequence[np.ndarray]) -> np.ndarray:
+    """(p,) bool: which columns of the runs' features ``[(n_trs, p), ...]`` rest at 0 (see :data:`REST_FRACTION`)."""
+    scale = np.max([np.abs(x).max(axis=0) for x in xs], axis=0)
+    at_zero = sum((np.abs(x) <= REST_TOL * scale).sum(axis=0) for x in xs)
+    return at_zero >= REST_FRACTION * sum(x.shape[0] for x in xs)
+
+
+def pad_unseen(delayed: np.ndarray, x: np.ndarray, run: StimulusRun, delays: Sequence[int]) -> np.ndarray:
+    """Fill the padded rows of one run's delayed raw features that rest at 0, in place; returns ``delayed``.
+
+    ``delayed`` (n_trs, p * n_delays) is ``make_delayed(x, delays)`` of the run's features ``x``
+    (n_trs, p), 0 where no row of ``x`` exists. For a delay ``d > 0``, row ``k < d`` stands for the
+    time ``tr_times[0] + (k - d) * TR`` on the stimulus clock: before 0 nothing was presented and
+    the 0 stays. At or after 0 the stimulus was already playing (volumes discarded before row 0,
+    as in Alice) but is unknown, and the row gets the run's mean of ``x``, the neutral value; so do
+    the last ``|d|`` rows of a lead ``d < 0``.
+    """
+    t = np.asarray(run.tr_times, dtype=np.float64)
+    n, p = x.shape
+    tr = float(np.median(np.diff(t))) if n > 1 else np.inf
+    mean = x.mean(axis=0, dtype=np.float64)
+    for j, d in enumerate(int(d) for d in delays):
+        if d > 0:
+            rows = np.arange(min(d, n))
+            rows = rows[t[0] + (rows - d) * tr >= 0]
+        else:
+            rows = np.arange(max(n + d, 0), n)
+        delayed[rows, j * p:(j + 1) * p] = mean
+    return delayed
 
 
 def response_matrix(responses: Responses, runs: Sequence[StimulusRun]) -> np.ndarray:
@@ -114,8 +182,9 @@ def fit_evaluate(dataset: Dataset, features: dict[str, np.ndarray] | FoldFeature
                  keep_predictions: bool = False, backend: str = "numpy") -> LayerFit:
     """Fit ridge on each fold's training rows (alpha per target by inner CV) and score held-out rows.
 
-    Features are z-scored and delayed within each run; responses of repeated runs are
-    averaged. The inner CV leaves one training run out when a fold trains on several runs,
+    Features get FIR delays within each run and are detrended (optional) and z-scored per run,
+    event-like columns after delaying (see :func:`design_matrix`); responses of repeated runs
+    are averaged. The inner CV leaves one training run out when a fold trains on several runs,
     else uses ``inner_folds`` contiguous blocks. Held-out predictions of all folds are
     concatenated and scored together with Pearson r per target. ``feature_detrend``:
     ``"dataset"`` uses ``dataset.feature_detrend``; an int or None overrides it.
