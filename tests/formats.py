@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mmneuro.datasets.description import default_delays
+
 TR = 1.5
-DELAYS = (1, 2, 3)
+DELAYS = default_delays(TR)  # (2, 3, 4, 5): the lags a description's default recipe models
 
 
 @dataclass

@@ -53,6 +53,8 @@ def assert_recovered(ds, out_folder: Path, truth, subject: str, r: np.ndarray | 
     auc = roc_auc_score(truth.planted, r)
     oracle = oracle_r(ds, subject, truth.signal[subject])
     got, best = float(r[truth.planted].mean()), float(np.nanmean(oracle[truth.planted]))
+    print(f"\n{ds.name} sub-{subject}: AUC {auc:.3f}, planted mean r {got:.3f} vs oracle {best:.3f} "
+          f"(gap {got - best:+.3f})")
     assert auc >= 0.9, auc
     assert abs(got - best) <= 0.05, (got, best)
     return auc, got - best

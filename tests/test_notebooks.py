@@ -22,6 +22,7 @@ EXPECTED = {
     "04_feature_removal": ["demo/sub-01/ablate-remove/tvlt_random-weights-minus-melspec/results.json",
                            "demo/sub-01/ablate-remove/tvlt_random-weights-minus-vit_random-weights/results.json"],
     "05_variance_partitioning": ["demo/sub-01/ablate-partition/audio-melspec+visual-vit_random-weights/results.json"],
+    "09_roi_events_study": ["alice-rois/group/events-hrf/scores.json", "alice-rois-python/group/events-hrf/scores.json"],
 }
 
 
@@ -31,7 +32,7 @@ def test_every_notebook_declares_its_outputs():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, demo_root, feature_cache, tmp_path, monkeypatch):
-    if path.stem == "08_alice_real_data":  # real data: skipped with the reason when the folder is absent
+    if path.stem in ("08_alice_real_data", "09_roi_events_study"):  # real data: skipped with the reason when the folder is absent
         from mmneuro.datasets.alice import resolve_alice_root
         from mmneuro.errors import InputError
         try:

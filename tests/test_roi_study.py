@@ -88,6 +88,8 @@ def test_one_description_and_one_command(tmp_path, capsys):
         assert roc_auc_score(responsive, r) >= 0.9
         oracle = pearson_r(heldout_responses(ds, ds.load_responses(s)), signals[s][plan.scored])
         gaps.append(float(np.mean(r[responsive]) - np.mean(oracle[responsive])))
+    print(f"\nROI study, {len(gaps)} subjects: responsive-region r - oracle r = {np.mean(gaps):+.3f} "
+          f"(range {min(gaps):+.3f} to {max(gaps):+.3f})")
     assert abs(np.mean(gaps)) <= 0.05, gaps
     scores = json.loads((out / "roi-movie" / "sub-01" / "events-hrf" / "scores.json").read_text())
     assert scores["ceiling"]["method"] == "loo-isc"
@@ -112,3 +114,4 @@ def test_ten_lines_of_python(tmp_path):
     r = np.mean([res.fits["boxcar"].r for res in results], axis=0)  # FIR model: delays 3..10 TRs (2-8 s)
     assert results[0].summary["layers"]["boxcar"]["roi_r"] and ds.delays == tuple(range(3, 11))
     assert roc_auc_score(responsive, r) >= 0.95
+
