@@ -146,8 +146,11 @@ def run_datasets(args: argparse.Namespace) -> None:
     from mmneuro.pipeline import load_dataset
 
     ds = load_dataset(args.dataset)
-    print(f"{ds.name}: {len(ds.subjects)} subjects, TR {ds.tr} s, evaluation {ds.evaluation}, "
-          f"{len(ds.rois)} ROIs ({', '.join(ds.rois)})")
+    names = list(ds.rois)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    print(f"{ds.name}: {len(ds.subjects)} subjects, TR {ds.tr} s, evaluation {ds.evaluation}, ceiling {ds.ceiling}, "
+          f"{ds.space.n_targets if ds.space is not None else '?'} {ds.space.kind if ds.space is not None else ''} "
+          f"targets, {len(names)} ROIs ({shown})")
     for run in ds.runs:
         print(f"  {run.name:10s} {run.split:5s} {run.n_trs:4d} TRs")
     for note in ds.notes:

@@ -205,6 +205,7 @@ def test_sparse_events_reach_the_oracle(seed, monkeypatch):
     ds, feats, resp, oracle = planted("events", seed, n_runs=10, n_trs=40, n_test=4, n_events=3)
     new = mean_r(ds, feats, resp)
     old = mean_r(ds, feats, resp, old_design, monkeypatch)
+    print(f"\nsparse events, seed {seed}: oracle {np.mean(oracle):.3f}, new recipe {new:.3f}, old recipe {old:.3f}")
     assert new >= np.mean(oracle) - 0.02, (new, np.mean(oracle))
     assert new >= old, (new, old)
     # the check is sensitive: the old recipe misses the oracle by more than the tolerance
