@@ -167,3 +167,34 @@ def test_movie10_oota(tmp_path, capsys):
     encode_cli(root, out, truth.features, subject="1")
     ds = pipeline.load_dataset(root)
     assert_recovered(ds, out / ds.name / "sub-1" / "planted", truth, "1")
+
+
+def test_bids_fmriprep_surface(tmp_path):
+    """fsaverage5 GIfTI per hemisphere in, r maps out as GIfTI per hemisphere (left first)."""
+    root = tmp_path / "bids"
+    truth = write_bids(root, space="fsaverage5", subjects=("01", "02"), n_runs=2, n_trs=100)
+    assert cli.main(["datasets", "init", str(root), "--space", "fsaverage5"]) == 0
+    desc = read_description(root)
+    assert desc.targets.kind == "surface" and desc.targets.mesh == "fsaverage5"
+    assert desc.runs[0].files[0].file.endswith("sub-{subject}_task-movie_run-1_hemi-{hemi}_space-fsaverage5_bold.func.gii")
+    out = tmp_path / "out"
+    encode_cli(root, out, truth.features, subject="1")
+    ds = pipeline.load_dataset(root)
+    folder = out / ds.name / "sub-01" / "planted"
+    assert (folder / "r_planted_hemi-L.func.gii").is_file() and (folder / "r_planted_hemi-R.func.gii").is_file()
+    assert_recovered(ds, folder, truth, "01")
+
+
+def test_missing_hemisphere_stops_before_anything_is_written(tmp_path, capsys):
+    root = tmp_path / "bids"
+    write_bids(root, space="fsaverage5", subjects=("01",), n_runs=2, n_trs=40)
+    cli.main(["datasets", "init", str(root), "--space", "fsaverage5"])
+    gone = next((root / "derivatives" / "fmriprep" / "sub-01" / "func").glob("*run-2_hemi-R_*.func.gii"))
+    gone.unlink()
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert cli.main(["encode", "--dataset", str(root), "--model", "x", "--features", str(root / "features"),
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert gone.name in err and "\n" not in err, err
+    assert not out.exists()
