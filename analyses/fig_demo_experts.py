@@ -3,7 +3,7 @@
 Writes figures/demo_experts.png (utilisation per layer and token group with the collapse index,
 each expert's held-out alignment per ROI, the change of alignment after disabling each studied
 layer's dominant expert) and figures/demo_experts.json (the numbers). Reuses the result folder
-``<results>/demo/sub-01/ablate-experts/qwen3-vl-moe_random-weights/`` when it holds this
+``<results>/demo/sub-01/ablate-experts/qwen3-vl-moe_random-weights-<digest>/`` when it holds this
 configuration (all demo runs, ROI voxels, auto intervention), else runs the study (features come
 from the feature cache when present).
 Run: python analyses/fig_demo_experts.py [--out figures] [--results results]
@@ -22,6 +22,7 @@ from mmneuro import pipeline
 from mmneuro.ablate.experts import expert_study
 from mmneuro.datasets.catalog import demo_folder
 from mmneuro.plotting.experts import expert_figure
+from mmneuro.results import results_named
 
 TITLE = "demo sub-01, Qwen3-VL-MoE tiny config, RANDOM WEIGHTS: expert routing, alignment and ablation"
 
@@ -45,12 +46,14 @@ def cached_results(folder: Path, dataset) -> dict | None:
 
 def main(out: Path, results_root: Path) -> None:
     dataset = demo_dataset()
-    folder = results_root / dataset.name / "sub-01" / "ablate-experts" / "qwen3-vl-moe_random-weights"
-    res = cached_results(folder, dataset)
-    if res is None:
+    stored = results_named(results_root / dataset.name / "sub-01" / "ablate-experts", "qwen3-vl-moe_random-weights")
+    found = [(folder, res) for folder in stored if (res := cached_results(folder, dataset)) is not None]
+    if found:
+        folder, res = found[0]
+    else:
         study = expert_study(dataset=dataset, subject=1, weights="random", disable="auto", targets="rois",
                              out=results_root, progress=False, echo=print)
-        res = study.results()
+        folder, res = study.out_dir, study.results()
     fig = expert_figure(res, TITLE)
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "demo_experts.png", dpi=120)

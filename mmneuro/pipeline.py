@@ -8,10 +8,8 @@ n_targets)`` per run; a score vector is ``(n_targets,)``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,6 +24,7 @@ from mmneuro.datasets.base import Dataset, Responses, StimulusRun
 from mmneuro.errors import InputError
 from mmneuro.features.align import lanczos_resample
 from mmneuro.provenance import Timings, provenance
+from mmneuro.results import ResultFolder, check_component, config_digest, result_dir, safe_path, write_json
 
 DEFAULT_CACHE = Path(os.environ.get("MMNEURO_CACHE", Path.home() / ".cache" / "mmneuro" / "features"))
 
@@ -233,32 +232,6 @@ def model_label(model: str, weights: dict[str, Any] | None) -> str:
     return f"{model}_random-weights" if weights and weights.get("is_random") else model
 
 
-class ResultFolder:
-    """Write a result folder atomically: files go to a hidden sibling, renamed into place on success."""
-
-    def __init__(self, final: Path) -> None:
-        self.final = Path(final)
-        self.partial = self.final.parent / f".{self.final.name}.partial-{os.getpid()}"
-
-    def __enter__(self) -> Path:
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True)
-        return self.partial
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.partial, ignore_errors=True)
-            return
-        if self.final.exists():
-            old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
-            self.final.rename(old)
-            self.partial.rename(self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            self.partial.rename(self.final)
-
-
 @dataclass
 class EncodeResult:
     """What :func:`encode` produced for one subject."""
@@ -273,18 +246,25 @@ class EncodeResult:
     weights: dict[str, Any] | None
     out_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Digest of the config (subject excluded): names the result folders of one run."""
+        return config_digest(self.config)
 
 
 def write_result(result: EncodeResult, dataset: Dataset, out_dir: Path, config: dict[str, Any],
                  command: list[str] | None, seed: int) -> Path:
-    """scores.json, per-layer r maps (NIfTI or .npy), figure.png and provenance.json, atomically."""
+    """scores.json, per-layer r maps (NIfTI or .npy), figure.png and provenance.json, atomically
+    (the folder's marker records ``result.config``; ``config``, with the subject, goes to provenance)."""
 
     from mmneuro.plotting.figures import encode_figure
 
-    with ResultFolder(out_dir) as tmp:
+    with ResultFolder(out_dir, "encode", result.config) as tmp:
         scores = dict(result.summary, dataset=result.dataset, subject=result.subject, model=result.model,
                       weights=result.weights, random_weights=bool(result.weights and result.weights.get("is_random")))
-        (tmp / "scores.json").write_text(json.dumps(scores, indent=2, allow_nan=True))
+        write_json(tmp / "scores.json", scores)
         for layer in result.layers:
             write_map(result.fits[layer].r, dataset, tmp / f"r_{layer}")
         write_map(result.ceiling.r, dataset, tmp / "ceiling_r")
@@ -301,7 +281,7 @@ def write_figure_and_provenance(folder: Path, fig: Any, record: dict[str, Any]) 
 
     fig.savefig(folder / "figure.png", dpi=110)
     plt.close(fig)
-    (folder / "provenance.json").write_text(json.dumps(record, indent=2, default=str))
+    write_json(folder / "provenance.json", record)
 
 
 def write_map(values: np.ndarray, dataset: Dataset, stem: Path) -> list[Path]:
@@ -327,12 +307,18 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
            window: str | None = None) -> list[EncodeResult]:
     """Extract, align, fit every requested layer and score held-out data for one or all subjects.
 
-    Writes ``out/<dataset>/sub-<label>/<model>/`` per subject (and ``out/<dataset>/group/<model>/``
-    when several subjects are encoded) unless ``out`` is None. Returns one result per subject.
+    Writes ``out/<dataset>/sub-<label>/<model>-<digest>/`` per subject (and
+    ``out/<dataset>/group/<model>-<digest>/`` when several subjects are encoded) unless ``out`` is
+    None; ``digest`` hashes the full config (:func:`encoding_config`), so runs with other options
+    never overwrite each other. Each subject's responses are released once it is written.
+    Returns one result per subject.
     """
     timings = Timings()
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     subjects = resolve_subjects(ds, subject)
+    if out is not None:  # every label that becomes a path is checked before any work
+        for label in subjects:
+            safe_path(out, ds.name, f"sub-{label}")
     if delays is None and EVENT_MODELS.get(model) == "hrf":
         delays = (0,)
     with timings("features"):
@@ -343,13 +329,20 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
             by_layer, weights_info = model_features(model, ds, layers, weights, allow_download, device, cache,
                                                     seed, progress, model_options, window=window)
     chosen = list(by_layer)
-    cache_responses: dict[str, Responses] = {}
+    if out is not None:
+        for layer in chosen:  # layer names become file names
+            check_component(layer, "a result file")
+    config = encoding_config(ds, model, chosen, weights, weights_info, features, window, model_options, delays,
+                             alphas, feature_detrend, backend, seed)
+    loaded: dict[str, Responses] = {}
     ceilings: dict[str, Ceiling] = {}
 
     def responses_of(label: str) -> Responses:
-        if label not in cache_responses:
-            cache_responses[label] = ds.load_responses(label)
-        return cache_responses[label]
+        return loaded[label] if label in loaded else ds.load_responses(label)
+
+    def all_responses() -> list[Responses]:
+        loaded.update({s: responses_of(s) for s in ds.subjects})
+        return [loaded[s] for s in ds.subjects]
 
     results = []
     for label in subjects:
@@ -360,34 +353,51 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
                     for layer in tqdm(chosen, desc=f"sub-{label} ridge", unit="layer", disable=not progress)}
         with timings("ceiling"):
             if label not in ceilings:  # per the dataset's ceiling method; cached beside the features
-                ceilings.update(subject_ceilings(ds, resp, lambda: [responses_of(s) for s in ds.subjects],
+                ceilings.update(subject_ceilings(ds, resp, all_responses,
                                                  cache=ceiling_cache_dir(cache) if cache is not None else None))
+                loaded.clear()  # every subject's ceiling is known: keep no one's responses
             ceil = ceilings[label]
+        del resp
         summary = summarize(chosen, fits, ceil, ds)
         result = EncodeResult(ds.name, label, model, chosen, fits, ceil, summary, weights_info,
-                              timings=dict(timings.seconds))
+                              timings=dict(timings.seconds), config=config)
         if out is not None:
-            config = {"dataset": str(ds.root), "subject": label, "model": model, "layers": chosen,
-                      "weights": weights, "features": str(features) if features else None,
-                      "delays": list(delays or ds.delays), "alphas": [float(a) for a in alphas],
-                      "feature_detrend": ds.feature_detrend if feature_detrend == "dataset" else feature_detrend,
-                      "evaluation": ds.evaluation, "backend": backend}
-            result.out_dir = write_result(result, ds, Path(out) / ds.name / f"sub-{label}" /
-                                          model_label(model, weights_info), config, command, seed)
+            folder = result_dir(out, (ds.name, f"sub-{label}"), model_label(model, weights_info), config)
+            result.out_dir = write_result(result, ds, folder, dict(config, subject=label), command, seed)
         if echo is not None:
             tag = " [RANDOM WEIGHTS]" if weights_info.get("is_random") else ""
             echo(format_table(summary, f"\n{ds.name} sub-{label} {model}{tag} (held-out Pearson r)"))
         results.append(result)
     if out is not None and len(results) > 1:
-        write_group(results, ds, Path(out) / ds.name / "group" / model_label(model, weights_info), echo)
+        write_group(results, ds, result_dir(out, (ds.name, "group"), model_label(model, weights_info), config),
+                    echo, command, seed)
     return results
 
 
+def encoding_config(ds: Dataset, model: str, layers: Sequence[str], weights: str | None,
+                    weights_info: dict[str, Any], features: str | Path | None, window: str | None,
+                    model_options: dict[str, Any] | None, delays: Sequence[int] | None, alphas: np.ndarray,
+                    feature_detrend: int | None | str, backend: str, seed: int) -> dict[str, Any]:
+    """Everything that determines an encoding result except the subject; its digest names the result folders."""
+    return {"dataset": ds.name, "dataset_root": str(ds.root), "model": model, "layers": list(layers),
+            "weights": weights, "weights_identity": weights_info.get("identity"),
+            "features": str(features) if features else None, "window": window,
+            "model_options": dict(model_options or {}), "delays": [int(d) for d in (delays or ds.delays)],
+            "alphas": [float(a) for a in alphas],
+            "feature_detrend": ds.feature_detrend if feature_detrend == "dataset" else feature_detrend,
+            "evaluation": ds.evaluation, "backend": backend, "seed": int(seed)}
+
+
 def group_summary(results: Sequence[EncodeResult]) -> dict[str, Any]:
-    """Mean and standard error over subjects of each layer's ROI r."""
+    """Mean and standard error over subjects of each layer's ROI r; refuses results of different configs."""
+    digests = {r.digest for r in results}
+    if len(digests) > 1:
+        raise InputError(f"a group summary needs results of one config; got {len(digests)} configs "
+                         f"({', '.join(sorted(digests))}): rerun the subjects with the same options")
     layers = results[0].layers
     rois = list(results[0].summary["layers"][layers[0]]["roi_r"])
-    out: dict[str, Any] = {"subjects": [r.subject for r in results], "layers": {}}
+    out: dict[str, Any] = {"subjects": [r.subject for r in results], "config_digest": results[0].digest,
+                           "layers": {}}
     for layer in layers:
         table = np.array([[r.summary["layers"][layer]["roi_r"][k] for k in rois] for r in results])
         n = np.sum(np.isfinite(table), axis=0)
@@ -400,18 +410,18 @@ def group_summary(results: Sequence[EncodeResult]) -> dict[str, Any]:
 
 
 def write_group(results: Sequence[EncodeResult], dataset: Dataset, out_dir: Path,
-                echo: Callable[[str], None] | None) -> Path:
-    """``group/<model>/scores.json`` with the across-subject means; prints a table."""
-    import matplotlib.pyplot as plt
-
+                echo: Callable[[str], None] | None, command: list[str] | None = None, seed: int = 0) -> Path:
+    """``group/<model>-<digest>/``: scores.json with the across-subject means, figure.png, provenance.json."""
     from mmneuro.plotting.figures import group_figure
 
     summary = group_summary(results)
-    with ResultFolder(out_dir) as tmp:
-        (tmp / "scores.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
-        fig = group_figure(summary, f"{dataset.name} {out_dir.name}")
-        fig.savefig(tmp / "figure.png", dpi=110)
-        plt.close(fig)
+    config = results[0].config
+    with ResultFolder(out_dir, "encode-group", config) as tmp:
+        write_json(tmp / "scores.json", summary)
+        fig = group_figure(summary, f"{dataset.name} {model_label(results[0].model, results[0].weights)}")
+        record = provenance(command, dict(config, subjects=summary["subjects"]), results[0].weights, seed,
+                            results[-1].timings)
+        write_figure_and_provenance(tmp, fig, record)
     if echo is not None:
         from mmneuro.plotting.tables import shown_rois
 

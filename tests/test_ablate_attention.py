@@ -10,11 +10,13 @@ import json
 import numpy as np
 import pytest
 
+from strict_json import read_json
 from mmneuro import pipeline
 from mmneuro.ablate import attention as face
 from mmneuro.analyses.heldout import fit_evaluate
 from mmneuro.datasets.base import Responses
 from mmneuro.models.tvlt import tiny_config
+from mmneuro.results import latest_result
 
 N_TRS = 40  # TRs kept per run: 4 x 40 training, 40 test (x 2 repeats)
 
@@ -43,12 +45,12 @@ def test_cli_face_writes_the_study_and_its_numbers_hold(short_demo, tmp_path, ca
     args.dataset = short_demo  # the parsed name, swapped for the shortened demo to keep the test fast
     folder = face.run(args)
     printed = capsys.readouterr().out
-    assert folder == tmp_path / "results" / "demo" / "sub-01" / "ablate-attention" / "tvlt_random-weights"
+    assert folder == latest_result(tmp_path / "results" / "demo" / "sub-01" / "ablate-attention", "tvlt_random-weights")
     assert "[RANDOM WEIGHTS]" in printed and "multisensory-visual" in printed
     for name in ["results.json", "arrays.npz", "provenance.json", "figure.png"] + \
             [f"{kind}_layer-{i}.nii.gz" for kind in ("r_full", "r_blocked", "drop") for i in (1, 2, 3)]:
         assert (folder / name).is_file(), name
-    res = json.loads((folder / "results.json").read_text())
+    res = read_json(folder / "results.json")
     assert res["random_weights"] is True and res["layers"] == ["layer-1", "layer-2", "layer-3"]
     assert res["attention"]["n_windows"] == 6 * len(short_demo.runs)
     for layer in res["layers"]:
@@ -56,7 +58,7 @@ def test_cli_face_writes_the_study_and_its_numbers_hold(short_demo, tmp_path, ca
         assert sh["video->video"] + sh["video->audio"] + sh["video->cls"] == pytest.approx(1.0)
         assert set(res["blocking"]["contrasts"][layer]) == {"multisensory-visual", "multisensory-auditory"}
     assert all(v["n_layers"] == 3 for v in res["relation"]["correlations"].values())
-    prov = json.loads((folder / "provenance.json").read_text())
+    prov = read_json(folder / "provenance.json")
     assert prov["weights"]["is_random"] is True and prov["config"]["model_options"]["config"]["hidden_size"] == 32
 
     # independent check: re-read both feature sets from the cache and re-fit one layer by hand

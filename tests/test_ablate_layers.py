@@ -4,14 +4,15 @@ Alice data (27 subjects, acceptance: MiniLM's best layer r >= 0.15 in LATL and L
 from __future__ import annotations
 
 import argparse
-import json
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from strict_json import read_json
 from mmneuro.ablate import layers as face
 from mmneuro.errors import InputError
+from mmneuro.results import latest_result
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -24,11 +25,11 @@ def test_demo_one_subject_writes_results_maps_figure_provenance(demo_root, featu
     args = parse(["--dataset", str(demo_root), "--subject", "1", "--model", "minilm", "--layers", "0", "3", "6",
                   "--n-boot", "200", "--out", str(tmp_path), "--cache", str(feature_cache), "--no-progress"])
     folder = face.run(args)
-    assert folder == tmp_path / "demo" / "sub-01" / "ablate-layers" / "minilm"
+    assert folder == latest_result(tmp_path / "demo" / "sub-01" / "ablate-layers", "minilm")
     assert sorted(p.name for p in folder.iterdir()) == [
-        "arrays.npz", "best_layer.nii.gz", "figure.png", "provenance.json", "r_layer-0.nii.gz", "r_layer-3.nii.gz",
+        ".mmneuro-result.json", "arrays.npz", "best_layer.nii.gz", "figure.png", "provenance.json", "r_layer-0.nii.gz", "r_layer-3.nii.gz",
         "r_layer-6.nii.gz", "results.json"]
-    res = json.loads((folder / "results.json").read_text())
+    res = read_json(folder / "results.json")
     assert res["ci_method"] == "time-blocks" and res["subjects"] == ["01"] and res["random_weights"] is False
     assert res["layers"] == ["layer-0", "layer-3", "layer-6"] and res["ceiling"]["method"] == "repeats"
     table = capsys.readouterr().out
@@ -68,7 +69,7 @@ def test_demo_one_subject_writes_results_maps_figure_provenance(demo_root, featu
     for roi in res["rois"]:
         assert set(res["comparisons"][roi]) == {"first", "last", "baseline", "intermediate_vs_first",
                                                 "intermediate_vs_last"}
-    prov = json.loads((folder / "provenance.json").read_text())
+    prov = read_json(folder / "provenance.json")
     assert prov["config"]["study"] == "layers" and prov["config"]["n_boot"] == 200 and prov["seed"] == 0
     assert prov["weights"]["identity"] == res["weights"]["identity"]
 
@@ -89,7 +90,7 @@ def test_alice_minilm_27_subjects_meets_the_acceptance(alice_root, feature_cache
                             progress=False, echo=None)
     study, res = result.study, result.summary
     assert len(study.subjects) == 27 and res["ci_method"] == "subjects"
-    assert (tmp_path / "alice" / "sub-all" / "ablate-layers" / "minilm" / "results.json").exists()
+    assert (latest_result(tmp_path / "alice" / "sub-all" / "ablate-layers", "minilm") / "results.json").exists()
     for roi in ("LATL", "LPTL"):
         best = res["best"][roi]
         assert best["r"] >= 0.15 and best["ci_low"] > res["baseline"]["roi"][roi]["r"], (roi, best)

@@ -8,12 +8,12 @@ joint TVLT must name the same space in those two ROIs.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from strict_json import read_json
 from mmneuro.ablate import partition
 
 
@@ -35,7 +35,7 @@ def study(demo_root, feature_cache, tmp_path_factory):
                               "--no-progress"])
     with threadpool_limits(1):
         folder = partition.run(args)
-    return folder, json.loads((folder / "results.json").read_text())
+    return folder, read_json(folder / "results.json")
 
 
 def test_unique_variance_goes_to_the_matching_space(study):

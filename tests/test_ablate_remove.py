@@ -11,12 +11,12 @@ known answers.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from strict_json import read_json
 from mmneuro.ablate import remove
 
 
@@ -42,7 +42,7 @@ def removals(demo_root, feature_cache, tmp_path_factory):
         "audio": run_cli(common + ["--remove", "melspec"]),
         "visual": run_cli(common + ["--remove", "vit", "--remove-weights", "random"]),
     }
-    return {k: (f, json.loads((f / "results.json").read_text())) for k, f in folders.items()}
+    return {k: (f, read_json(f / "results.json")) for k, f in folders.items()}
 
 
 def test_removing_audio_costs_the_auditory_roi_more_than_the_visual(removals):
@@ -86,7 +86,7 @@ def test_result_folder_is_complete_and_consistent(removals, demo):
     assert np.isnan(drop[outside]).all()
     img = nib.load(folder / f"drop_{layer}.nii.gz")
     assert img.shape == demo.mask_img.shape
-    prov = json.loads((folder / "provenance.json").read_text())
+    prov = read_json(folder / "provenance.json")
     assert prov["config"]["removed"]["model"] == "melspec" and prov["weights"]["joint"]["is_random"]
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from strict_json import read_json
 from mmneuro import pipeline
 from mmneuro.cli import main
+from mmneuro.results import latest_result
 
 
 def run_cli(args, capsys):
@@ -23,12 +24,12 @@ def test_encode_writes_scores_maps_figure_provenance(demo_root, feature_cache, t
     code, stdout, _ = run_cli(["encode", "--model", "melspec", "--subject", "1", "--dataset", str(demo_root),
                                "--out", str(out), "--cache", str(feature_cache), "--no-progress"], capsys)
     assert code == 0
-    folder = out / "demo" / "sub-01" / "melspec"
+    folder = latest_result(out / "demo" / "sub-01", "melspec")
     assert stdout.strip().splitlines()[-1] == str(folder)  # the last line is the results folder
     assert "ceiling" in stdout and "auditory" in stdout  # the table
     assert sorted(p.name for p in folder.iterdir()) == [
-        "ceiling_r.nii.gz", "figure.png", "provenance.json", "r_logmel.nii.gz", "scores.json"]
-    scores = json.loads((folder / "scores.json").read_text())
+        ".mmneuro-result.json", "ceiling_r.nii.gz", "figure.png", "provenance.json", "r_logmel.nii.gz", "scores.json"]
+    scores = read_json(folder / "scores.json")
     assert scores["best_layer"] == "logmel" and scores["random_weights"] is False
     assert set(scores["layers"]["logmel"]["roi_r"]) == {"visual", "motion", "auditory", "multisensory", "language"}
     assert scores["ceiling"]["method"] == "repeats"
@@ -38,7 +39,7 @@ def test_encode_writes_scores_maps_figure_provenance(demo_root, feature_cache, t
     assert r_map.shape == mask.shape
     aud = nib.load(demo_root / "ground_truth" / "roi-auditory_mask.nii.gz").get_fdata() > 0
     assert r_map[aud].mean() == pytest.approx(scores["layers"]["logmel"]["roi_r"]["auditory"], abs=1e-5)
-    prov = json.loads((folder / "provenance.json").read_text())
+    prov = read_json(folder / "provenance.json")
     assert {"command", "config", "versions", "git_revision", "weights", "seed", "timings_s"} <= set(prov)
     assert prov["versions"]["numpy"] == np.__version__ and prov["seed"] == 0
     assert prov["timings_s"]["features"] > 0 and prov["timings_s"]["ridge"] > 0
@@ -62,10 +63,10 @@ def test_random_weights_are_labelled_everywhere(demo, feature_cache, tmp_path, c
                                cache=feature_cache, progress=False, model_options={"config": tiny})
     printed = capsys.readouterr().out
     assert "[RANDOM WEIGHTS]" in printed
-    assert result.out_dir.name == "vit_random-weights"
-    scores = json.loads((result.out_dir / "scores.json").read_text())
+    assert result.out_dir.name.rsplit("-", 1)[0] == "vit_random-weights"
+    scores = read_json(result.out_dir / "scores.json")
     assert scores["random_weights"] is True and scores["weights"]["kind"] == "random"
-    prov = json.loads((result.out_dir / "provenance.json").read_text())
+    prov = read_json(result.out_dir / "provenance.json")
     assert prov["weights"]["is_random"] is True
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from strict_json import read_json
 from mmneuro.datasets import demo
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
@@ -31,7 +32,7 @@ def root(demo_root) -> Path:
 
 @pytest.fixture(scope="module")
 def seed(root) -> int:
-    return int(json.loads((root / "dataset_description.json").read_text())["seed"])
+    return int(read_json(root / "dataset_description.json")["seed"])
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_size_on_disk_under_100_mb(root):
 
 
 def test_stimulus_media(root):
-    desc = json.loads((root / "dataset_description.json").read_text())
+    desc = read_json(root / "dataset_description.json")
     assert desc["tr"] == 1.49 and desc["generator_version"] == demo.GENERATOR_VERSION
     assert [r["name"] for r in desc["runs"]] == ["train-01", "train-02", "train-03", "train-04", "test-01"]
     for r in desc["runs"]:
@@ -208,7 +209,7 @@ def test_regressors_reproduce_signal(root):
 
 
 def test_bold_is_signal_plus_ar1_noise_at_stated_snr(root):
-    desc = json.loads((root / "dataset_description.json").read_text())
+    desc = read_json(root / "dataset_description.json")
     sd = desc["noise_sd"]
     mask = np.asarray(nib.load(root / "mask.nii.gz").dataobj).astype(bool)
     s = _gt(root, "sub-02_signal.npz")
@@ -298,7 +299,7 @@ def test_congruent_objects_sound_their_colour(root):
     pitch = {name: f for name, _, f in demo.COLOURS}
     hits = {True: [], False: []}
     for run in ("train-01", "train-02"):
-        tl = json.loads((root / "ground_truth" / f"timeline_{run}.json").read_text())
+        tl = read_json(root / "ground_truth" / f"timeline_{run}.json")
         wav, sr = read_audio(root / "stimuli" / f"{run}.wav")
         for o in tl["objects"]:
             if o["offset"] - o["onset"] < 2.0:

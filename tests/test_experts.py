@@ -10,7 +10,6 @@ own key digests.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,12 +20,14 @@ import torch
 import torch.nn.functional as F
 from media import write_square_video
 
+from strict_json import read_json
 from mmneuro.analyses.experts import collect_routing
 from mmneuro.datasets.base import StimulusRun
 from mmneuro.errors import InputError
 from mmneuro.models import WindowInput, get_adapter
 from mmneuro.models.moe import tiny_config
 from mmneuro.models.moe_intervention import (
+from mmneuro.results import latest_result
     RouterIntervention,
     plant_collapsed_router,
     route,
@@ -357,10 +358,10 @@ def test_ablate_experts_face_writes_a_consistent_result_folder(demo_root, tmp_pa
                               "--layers", "layer-3", "--runs", "train-01", "test-01", "--n-boot", "200",
                               "--out", str(tmp_path / "results"), "--cache", str(tmp_path / "cache"), "--no-progress"])
     folder = face.run(args)
-    assert folder == tmp_path / "results" / "demo" / "sub-01" / "ablate-experts" / "qwen3-vl-moe_random-weights"
+    assert folder == latest_result(tmp_path / "results" / "demo" / "sub-01" / "ablate-experts", "qwen3-vl-moe_random-weights")
     for name in ("results.json", "arrays.npz", "change_r_layer-3.nii.gz", "provenance.json", "figure.png"):
         assert (folder / name).is_file(), name
-    res = json.loads((folder / "results.json").read_text())
+    res = read_json(folder / "results.json")
     assert res["random_weights"] and res["runs"] == ["train-01", "test-01"] and res["layers"] == ["layer-3"]
 
     # the auto intervention disabled the expert ranked first most often; afterwards it gets no token
@@ -390,7 +391,7 @@ def test_ablate_experts_face_writes_a_consistent_result_folder(demo_root, tmp_pa
         assert d["ci_low"] <= d["ci_high"] and 0 < d["p"] <= 1 and d["q"] >= d["p"] - 1e-12
     outside = ~np.any(np.stack(list(ds.rois.values())), axis=0)
     assert np.isnan(arrays["expert_r"][0, 0][outside]).all()  # only ROI voxels were encoded
-    prov = json.loads((folder / "provenance.json").read_text())
+    prov = read_json(folder / "provenance.json")
     assert prov["config"]["runs"] == ["train-01", "test-01"] and prov["weights"]["is_random"]
 
 

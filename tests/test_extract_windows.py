@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from strict_json import read_json
 from mmneuro.datasets.base import StimulusRun
 from mmneuro.errors import InputError
 from mmneuro.features.extract import MediaRun, extract_run, plan_windows, stimulus_runs
@@ -149,7 +150,7 @@ def test_window_kind_is_part_of_the_key(media, tmp_path):
     keys = [r.key for r in reports]
     assert len(set(keys[:3])) == 3 and keys[3] == keys[0]
     assert reports[3].computed_windows == 0 and reports[3].cached_layers == ["brightness", "double"]
-    kj = json.loads((store.root / "probe" / keys[1] / "key.json").read_text())
+    kj = read_json(store.root / "probe" / keys[1] / "key.json")
     assert kj["window"]["window"] == "context" and kj["window"]["seconds"] == 3.0
 
 

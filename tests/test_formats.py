@@ -8,7 +8,6 @@ the same cleaned, held-out responses the model is scored on).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from formats import write_algonauts, write_bids, write_movie10
+from strict_json import read_json
 from mmneuro import cli, pipeline
 from mmneuro.analyses.heldout import evaluation_plan, heldout_responses
 from mmneuro.datasets.description import read_description, write_description
 from mmneuro.encoding import pearson_r
+from mmneuro.results import latest_result
 
 
 def oracle_r(ds, subject: str, signal: dict[str, np.ndarray]) -> np.ndarray:
@@ -78,13 +79,14 @@ def test_bids_fmriprep_volume(tmp_path, capsys):
     out = tmp_path / "out"
     encode_cli(root, out, truth.features, subject="2")
     ds = pipeline.load_dataset(root)
-    assert_recovered(ds, out / ds.name / "sub-02" / "planted", truth, "02", r=_volume_r(out / ds.name / "sub-02"))
+    folder = latest_result(out / ds.name / "sub-02", "planted")
+    assert_recovered(ds, folder, truth, "02", r=_volume_r(folder))
 
 
 def _volume_r(folder: Path) -> np.ndarray:
     import nibabel as nib
 
-    return np.asarray(nib.load(folder / "planted" / "r_planted.nii.gz").dataobj).reshape(-1)
+    return np.asarray(nib.load(folder / "r_planted.nii.gz").dataobj).reshape(-1)
 
 
 def test_bids_confounds_are_regressed(tmp_path):
@@ -134,8 +136,8 @@ def test_algonauts_2025(tmp_path, capsys):
     encode_cli(root, out, truth.features)
     ds = pipeline.load_dataset(root)
     for s in ds.subjects:
-        assert_recovered(ds, out / ds.name / f"sub-{s}" / "planted", truth, s)
-    scores = json.loads((out / ds.name / "sub-01" / "planted" / "scores.json").read_text())
+        assert_recovered(ds, latest_result(out / ds.name / f"sub-{s}", "planted"), truth, s)
+    scores = read_json(latest_result(out / ds.name / "sub-01", "planted") / "scores.json")
     assert scores["ceiling"]["method"] == "loo-isc"
 
 
@@ -166,7 +168,7 @@ def test_movie10_oota(tmp_path, capsys):
     out = tmp_path / "out"
     encode_cli(root, out, truth.features, subject="1")
     ds = pipeline.load_dataset(root)
-    assert_recovered(ds, out / ds.name / "sub-1" / "planted", truth, "1")
+    assert_recovered(ds, latest_result(out / ds.name / "sub-1", "planted"), truth, "1")
 
 
 def test_bids_fmriprep_surface(tmp_path):
@@ -180,7 +182,7 @@ def test_bids_fmriprep_surface(tmp_path):
     out = tmp_path / "out"
     encode_cli(root, out, truth.features, subject="1")
     ds = pipeline.load_dataset(root)
-    folder = out / ds.name / "sub-01" / "planted"
+    folder = latest_result(out / ds.name / "sub-01", "planted")
     assert (folder / "r_planted_hemi-L.func.gii").is_file() and (folder / "r_planted_hemi-R.func.gii").is_file()
     assert_recovered(ds, folder, truth, "01")
 

@@ -8,17 +8,18 @@ find the responsive regions and reach the oracle; the Python route must take <= 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from strict_json import read_json
 from mmneuro import cli, pipeline
 from mmneuro.analyses.heldout import evaluation_plan, heldout_responses
 from mmneuro.encoding import pearson_r
 from mmneuro.features.events import event_regressors
 from mmneuro.stimuli.events import read_events
+from mmneuro.results import latest_result
 
 TR, N_TRS, N_REGIONS, N_SUBJECTS = 0.8, 600, 40, 8
 
@@ -83,7 +84,7 @@ def test_one_description_and_one_command(tmp_path, capsys):
     plan = evaluation_plan(ds)
     gaps = []
     for s in ds.subjects:
-        folder = out / "roi-movie" / f"sub-{s}" / "events-hrf"
+        folder = latest_result(out / "roi-movie" / f"sub-{s}", "events-hrf")
         r = np.load(folder / "r_hrf.npy")
         assert roc_auc_score(responsive, r) >= 0.9
         oracle = pearson_r(heldout_responses(ds, ds.load_responses(s)), signals[s][plan.scored])
@@ -91,9 +92,9 @@ def test_one_description_and_one_command(tmp_path, capsys):
     print(f"\nROI study, {len(gaps)} subjects: responsive-region r - oracle r = {np.mean(gaps):+.3f} "
           f"(range {min(gaps):+.3f} to {max(gaps):+.3f})")
     assert abs(np.mean(gaps)) <= 0.05, gaps
-    scores = json.loads((out / "roi-movie" / "sub-01" / "events-hrf" / "scores.json").read_text())
+    scores = read_json(latest_result(out / "roi-movie" / "sub-01", "events-hrf") / "scores.json")
     assert scores["ceiling"]["method"] == "loo-isc"
-    group = json.loads((out / "roi-movie" / "group" / "events-hrf" / "scores.json").read_text())
+    group = read_json(latest_result(out / "roi-movie" / "group", "events-hrf") / "scores.json")
     assert len(group["subjects"]) == N_SUBJECTS
 
 

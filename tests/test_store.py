@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 
 import numpy as np
 import pytest
 
+from strict_json import read_json
 from mmneuro.features.extract import TimedFeatures
 from mmneuro.features.store import FeatureKey, FeatureStore, file_sha256
 
@@ -88,7 +88,7 @@ def test_every_key_field_separates_entries(tmp_path):
         assert not store.has(v, "a")
     # same content, dict order irrelevant
     assert key(window={"n_frames": 4, "tr": 1.5}).digest == k.digest
-    side = json.loads((store.folder(k) / "a.json").read_text())
+    side = read_json(store.folder(k) / "a.json")
     assert side["key"]["window"] == {"n_frames": 4, "tr": 1.5}
     assert side["shape"] == [6, 4]
 
@@ -110,7 +110,7 @@ def test_file_hash_is_sha256_and_follows_changes(tmp_path):
     f.write_bytes(b"hello world")
     os.utime(f, ns=(1, 10**18))
     assert store.file_hash(f) == hashlib.sha256(b"hello world").hexdigest()
-    index = json.loads((tmp_path / "store" / "file_hashes.json").read_text())
+    index = read_json(tmp_path / "store" / "file_hashes.json")
     assert hashlib.sha256(b"hello world").hexdigest() in index.values()
     k1 = store.key(model="m", weights="w", pooling="mean", window={}, stimulus_files=[f])
     assert k1.stimulus == hashlib.sha256(b"hello world").hexdigest()
@@ -183,4 +183,4 @@ def test_load_can_memory_map(tmp_path):
     got = store.load(k, ["a"], mmap=True)["a"]
     assert not got.data.flags.owndata and not got.data.flags.writeable  # a read-only view of the mapped file
     np.testing.assert_array_equal(got.data, f.data)
-    assert json.loads((store.folder(k) / "a.json").read_text())["windows"] == {"n_windows": 6}
+    assert read_json(store.folder(k) / "a.json")["windows"] == {"n_windows": 6}

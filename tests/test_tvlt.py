@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from strict_json import read_json
 from mmneuro.errors import InputError, WeightsUnavailableError
 from mmneuro.models.base import WindowInput
 from mmneuro.models.tvlt import DEFAULT_HUB_ID, TVLTAdapter
@@ -206,7 +207,7 @@ def test_checkpoint_mismatches_are_named(tmp_path):
     save_file({**sd, "encoder.layer.0.attention.attention.rotary": torch.zeros(2)}, str(folder / "model.safetensors"))
     with pytest.raises(InputError, match="rotary"):
         load_tvlt(folder)
-    cfg = json.loads((MODEL_DIR / "config.json").read_text())
+    cfg = read_json(MODEL_DIR / "config.json")
     cfg["hidden_size"] = 64
     (folder / "config.json").write_text(json.dumps(cfg))
     save_file(sd, str(folder / "model.safetensors"))
@@ -226,7 +227,7 @@ def test_save_writes_the_original_layout(model, tmp_path):
     assert set(saved) == set(original)
     for k in original:
         assert torch.equal(saved[k], original[k]), k
-    cfg = json.loads((tmp_path / "saved" / "config.json").read_text())
+    cfg = read_json(tmp_path / "saved" / "config.json")
     assert cfg["model_type"] == "tvlt" and cfg["num_frames"] == 3 and cfg["decoder_hidden_size"] == 16
 
 

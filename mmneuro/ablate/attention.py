@@ -43,6 +43,7 @@ from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.models.registry import random_weights_options
 from mmneuro.provenance import Timings, provenance
+from mmneuro.results import ResultFolder, result_dir, write_json
 
 STUDY = "attention"
 UNISENSORY = ("visual", "auditory")
@@ -141,8 +142,9 @@ def attention_study(dataset: str | Path | Dataset = "demo", subject: str | int =
                   "model_options": _jsonable(options), "max_windows": max_windows, "n_boot": n_boot,
                   "block_len": block_len, "targets": targets, "multisensory": multisensory,
                   "unisensory": list(unisensory), "delays": list(delays or ds.delays), "seed": seed}
-        result.out_dir = write_study(result, ds, Path(out) / ds.name / f"sub-{label}" / f"ablate-{STUDY}" /
-                                     pipeline.model_label(model, weights_info), config, command, seed,
+        folder = result_dir(out, (ds.name, f"sub-{label}", f"ablate-{STUDY}"), pipeline.model_label(model, weights_info),
+                            config)
+        result.out_dir = write_study(result, ds, folder, config, command, seed,
                                      dict(timings.seconds))
     if echo is not None:
         echo(format_study(result))
@@ -192,8 +194,8 @@ def write_study(result: AttentionStudy, dataset: Dataset, out_dir: Path, config:
     from mmneuro.plotting.attention import attention_figure
 
     s, b = result.attention, result.blocking
-    with pipeline.ResultFolder(out_dir) as tmp:
-        (tmp / "results.json").write_text(json.dumps(results_json(result), indent=2, allow_nan=True))
+    with ResultFolder(out_dir, "ablate-attention", config) as tmp:
+        write_json(tmp / "results.json", results_json(result))
         arrays: dict[str, np.ndarray] = {f"map_{k}": v for k, v in s.maps.items()}
         for layer in s.layers:
             for k, v in s.shares[layer].items():

@@ -25,7 +25,6 @@ Random weights default to the laptop-sized :func:`mmneuro.models.moe.tiny_config
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -49,6 +48,7 @@ from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.models.registry import random_weights_options
 from mmneuro.provenance import Timings, provenance
+from mmneuro.results import ResultFolder, result_dir, write_json
 
 STUDY = "experts"
 @dataclass
@@ -199,7 +199,8 @@ def expert_study(dataset: str | Path | Dataset = "demo", subject: str | int = 1,
                       "model_options": {k: (v if k != "config" else v.to_dict()) for k, v in opts.items()},
                       "intervention": intervention_record, "delays": list(delays or ds.delays),
                       "n_boot": n_boot, "block_len": block_len}
-        folder = Path(out) / ds.name / f"sub-{label}" / f"ablate-{STUDY}" / pipeline.model_label(model, weights_info)
+        folder = result_dir(out, (ds.name, f"sub-{label}", f"ablate-{STUDY}"), pipeline.model_label(model, weights_info),
+                            config_rec)
         study.out_dir = write_study(study, ds, folder, config_rec, command, seed)
     if echo is not None:
         echo(format_study(study))
@@ -238,8 +239,8 @@ def write_study(study: ExpertStudy, dataset: Dataset, out_dir: Path, config: dic
     from mmneuro.plotting.experts import expert_figure
 
     results = study.results()
-    with pipeline.ResultFolder(out_dir) as tmp:
-        (tmp / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
+    with ResultFolder(out_dir, "ablate-experts", config) as tmp:
+        write_json(tmp / "results.json", results)
         a = study.alignment
         np.savez_compressed(
             tmp / "arrays.npz", expert_r=a.r.astype(np.float32), expert_roi_r=a.roi_r,

@@ -35,6 +35,7 @@ from mmneuro.analyses.noise_ceiling import ceiling_cache_dir
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance
+from mmneuro.results import ResultFolder, result_dir, write_json
 
 BASELINES = ("auto", "word-rate", "none")
 TARGETS = ("rois", "all")
@@ -109,12 +110,13 @@ def layerwise(dataset: str | Path | Dataset = "demo", subject: str | int = "all"
     summary["targets"] = targets
     result = LayersResult(study, summary, ds.name, model, weights_info, timings=timings.seconds)
     if out is not None:
-        folder = Path(out) / ds.name / f"sub-{subjects[0] if len(subjects) == 1 else 'all'}" / "ablate-layers" / label
         config = {"study": "layers", "dataset": str(ds.root), "subjects": subjects, "model": model,
                   "layers": study.layers, "weights": weights, "model_options": _jsonable(model_options),
                   "window": window, "baseline": "word-rate" if use_rate else None, "n_boot": n_boot,
                   "block_len": block_len, "targets": targets, "delays": list(ds.delays),
                   "evaluation": ds.evaluation}
+        folder = result_dir(out, (ds.name, f"sub-{subjects[0] if len(subjects) == 1 else 'all'}", "ablate-layers"),
+                            label, config)
         result.out_dir = write_results(result, ds, folder, config, command, seed)
     if echo is not None:
         echo(format_study(study, f"{ds.name} {label}{' [RANDOM WEIGHTS]' if weights_info.get('is_random') else ''}"))
@@ -188,8 +190,8 @@ def write_results(result: LayersResult, dataset: Dataset, folder: Path, config: 
     from mmneuro.plotting.layers import plot_layer_study
 
     study = result.study
-    with pipeline.ResultFolder(folder) as tmp:
-        (tmp / "results.json").write_text(json.dumps(result.summary, indent=2, allow_nan=True))
+    with ResultFolder(folder, "ablate-layers", config) as tmp:
+        write_json(tmp / "results.json", result.summary)
         arrays = {"roi_r": study.roi_r, "ceiling": study.ceiling, "normalized": study.normalized(),
                   "voxel_r": study.voxel_r, "layers": np.array(study.layers), "rois": np.array(study.rois),
                   "subjects": np.array(study.subjects)} | study.table()

@@ -16,7 +16,6 @@ Writes ``results/<dataset>/sub-<label>/ablate-partition/<spaces label>/``: ``res
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from mmneuro.analyses.targets import expand_targets, restrict_targets
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.provenance import Timings, provenance
+from mmneuro.results import ResultFolder, result_dir, write_json
 
 STUDY = "partition"
 
@@ -162,7 +162,7 @@ def partition_study(dataset: str | Path | Dataset = "demo", subject: str | int =
         config = {"dataset": str(ds.root), "subject": label, "spaces": study.spaces, "joint": study.joint,
                   "targets": targets, "delays": list(delays or ds.delays), "n_iter": n_iter, "n_boot": n_boot,
                   "block_len": block_len}
-        folder = Path(out) / ds.name / f"sub-{label}" / f"ablate-{STUDY}" / study.label
+        folder = result_dir(out, (ds.name, f"sub-{label}", f"ablate-{STUDY}"), study.label, config)
         study.out_dir = write_study(study, ds, folder, config, command, seed)
     if echo is not None:
         echo(format_study(study))
@@ -177,8 +177,8 @@ def write_study(study: PartitionStudy, dataset: Dataset, out_dir: Path, config: 
 
     summary = study.summary()
     p = study.partition
-    with pipeline.ResultFolder(out_dir) as tmp:
-        (tmp / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    with ResultFolder(out_dir, "ablate-partition", config) as tmp:
+        write_json(tmp / "results.json", summary)
         arrays = {f"r2_{'+'.join(s)}": p.r2[s] for s in p.r2}
         arrays.update({f"unique_{k}": v for k, v in p.unique.items()})
         arrays.update({f"split_{k}": v for k, v in p.split.items()})

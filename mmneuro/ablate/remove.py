@@ -20,7 +20,6 @@ laptop-sized presets of :data:`TINY_PRESETS`), a JSON file or JSON text of the m
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.models.registry import TINY_PRESETS, random_weights_options
 from mmneuro.provenance import Timings, provenance
+from mmneuro.results import ResultFolder, result_dir, write_json
 
 STUDY = "remove"
 
@@ -201,7 +201,7 @@ def removal_study(dataset: str | Path | Dataset = "demo", subject: str | int = 1
         config = {"dataset": str(ds.root), "subject": label, "joint": study.joint, "removed": study.removed,
                   "targets": targets, "contrasts": study.contrasts, "delays": list(delays or ds.delays),
                   "n_boot": n_boot, "block_len": block_len}
-        folder = Path(out) / ds.name / f"sub-{label}" / f"ablate-{STUDY}" / study.label
+        folder = result_dir(out, (ds.name, f"sub-{label}", f"ablate-{STUDY}"), study.label, config)
         study.out_dir = write_study(study, ds, folder, config, command, seed)
     if echo is not None:
         echo(format_study(study))
@@ -222,8 +222,8 @@ def write_study(study: RemovalStudy, dataset: Dataset, out_dir: Path, config: di
     from mmneuro.plotting.removal import removal_figure
 
     summary = study.summary()
-    with pipeline.ResultFolder(out_dir) as tmp:
-        (tmp / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    with ResultFolder(out_dir, "ablate-remove", config) as tmp:
+        write_json(tmp / "results.json", summary)
         arrays = {}
         for layer, res in study.results.items():
             for name in ("r_full", "r_residual", "drop", "voxel_p", "voxel_q"):
