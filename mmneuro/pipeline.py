@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -150,19 +151,38 @@ def extract(model: str, stimuli: str | Path | Dataset, layers: Sequence[str] | N
 
 def precomputed_features(path: str | Path, dataset: Dataset,
                          layers: Sequence[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """Features from ``--features``: one ``.npz`` used for every run, or a folder of ``<run>.npz``.
+    """Features from ``--features``: a folder of ``<run>.npz``, one per run (or one ``.npz`` for a dataset
+    of one run).
 
-    Each file holds ``times`` (n,) on the stimulus clock and one (n, p) array per layer.
+    Each file holds ``times`` (n,) on its run's stimulus clock and one (n, p) array per layer. Raises
+    InputError for a single file given to a dataset of several runs (it would be reused for every run,
+    the test runs included), a missing run file, or a file whose ``times`` do not cover its run's TR
+    times (within one TR at each end): the uncovered TRs would silently get no features.
     """
     from mmneuro.models.precomputed import load_precomputed
 
     path = Path(path)
+    names = [run.name for run in dataset.runs]
+    if path.is_file() and len(names) > 1:
+        raise InputError(f"--features {path} is one file but dataset {dataset.name!r} has {len(names)} runs; give a "
+                         f"folder of <run>.npz, one per run: {', '.join(n + '.npz' for n in names)}")
     files = {run.name: (path / f"{run.name}.npz" if path.is_dir() else path) for run in dataset.runs}
     missing = [str(f) for f in files.values() if not f.exists()]
     if missing:
         raise InputError(f"precomputed features missing: {', '.join(missing)} (a folder needs one <run>.npz per run: "
                          f"{', '.join(r.name for r in dataset.runs)})")
     loaded = {name: load_precomputed(f) for name, f in files.items()}
+    for run in dataset.runs:
+        times = next(iter(loaded[run.name].values())).times
+        if times.size == 0:
+            raise InputError(f"--features {files[run.name]}: no rows ('times' is empty); run {run.name} needs "
+                             f"features for its {run.n_trs} TRs")
+        lo, hi = float(np.min(times)), float(np.max(times))
+        first, last = float(run.tr_times[0]), float(run.tr_times[-1])
+        if lo > first + dataset.tr or hi < last - dataset.tr:
+            raise InputError(f"--features {files[run.name]}: its times cover {lo:.1f}-{hi:.1f} s but run {run.name} "
+                             f"has TRs at {first:.1f}-{last:.1f} s (TR {dataset.tr:g} s); give features for the whole "
+                             f"run (event-like features: add rows of zeros where nothing happens)")
     chosen = select_layers(list(next(iter(loaded.values()))), layers)
     return {layer: {run.name: to_tr_grid(loaded[run.name][layer].data, loaded[run.name][layer].times, run, dataset.tr)
                     for run in dataset.runs} for layer in chosen}
@@ -296,6 +316,63 @@ def write_map(values: np.ndarray, dataset: Dataset, stem: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- the face
 
+def check_request(dataset: Dataset | None = None, *, out: str | Path | None = None, cache: str | Path | None = None,
+                  delays: Sequence[int] | None = None, device: str | None = None, features: str | Path | None = None,
+                  window: str | None = None, backend: str | None = None) -> None:
+    """Refuse, with one-line InputErrors, what would otherwise fail only after the work: an ``out`` or
+    ``cache`` that is a file, lies under a file or cannot be written (checked by a probe file in the
+    nearest existing folder, so it holds for root too; nothing is created); delays that are negative or
+    not shorter than the shortest run of ``dataset``; a device or backend this machine lacks;
+    ``window`` together with ``features`` (precomputed features bring their own sample times)."""
+    import tempfile
+
+    def writable(path: str | Path, option: str) -> None:
+        wanted = Path(path).expanduser()
+        probe = wanted
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            where = "is a file" if probe == wanted else f"lies under {probe}, which is a file"
+            raise InputError(f"{option} {wanted} {where}, not a folder; give a folder (it is created if missing)")
+        try:
+            if not os.access(probe, os.W_OK | os.X_OK):
+                raise PermissionError(f"no write permission in {probe}")
+            fd, name = tempfile.mkstemp(prefix=".mmneuro-write-check-", dir=probe)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as err:
+            raise InputError(f"{option} {wanted}: cannot write in {probe} ({err.strerror or err}); choose a folder "
+                             f"you can write, or fix its permissions") from None
+
+    if out is not None:
+        writable(out, "--out")
+    if cache is not None:
+        writable(cache, "--cache")
+    if features is not None and window is not None:
+        raise InputError(f"--window {window} applies to features a model extracts; --features {features} brings its "
+                         f"own sample times: drop --window, or drop --features to extract with --window")
+    if delays is not None:
+        bad = [d for d in delays if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0]
+        if bad:
+            raise InputError(f"--delays {' '.join(map(str, delays))}: delays are whole TRs >= 0 (the response lags "
+                             f"the stimulus); {bad[0]!r} is not")
+        if dataset is not None and dataset.runs and len(delays):
+            shortest = min(dataset.runs, key=lambda r: r.n_trs)
+            if max(delays) >= shortest.n_trs:
+                raise InputError(f"--delays {' '.join(map(str, delays))}: delay {max(delays)} TRs is not shorter than "
+                                 f"run {shortest.name} ({shortest.n_trs} TRs) of dataset {dataset.name!r}; use delays "
+                                 f"below {shortest.n_trs} (typically 2-8 s worth of TRs)")
+    if device is not None:
+        from mmneuro.models.registry import check_device
+
+        check_device(device)
+    if backend == "torch_cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--backend torch_cuda: CUDA is not available here; use --backend torch (CPU) or numpy")
+
+
 def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "demo",
            layers: Sequence[str] | None = None, weights: str | None = None, features: str | Path | None = None,
            out: str | Path | None = "results", allow_download: bool = False, device: str | None = None,
@@ -315,6 +392,8 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
     """
     timings = Timings()
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    check_request(ds, out=out, cache=cache, delays=delays, device=device, features=features, window=window,
+                  backend=backend)
     subjects = resolve_subjects(ds, subject)
     if out is not None:  # every label that becomes a path is checked before any work
         for label in subjects:
@@ -401,9 +480,12 @@ def group_summary(results: Sequence[EncodeResult]) -> dict[str, Any]:
     for layer in layers:
         table = np.array([[r.summary["layers"][layer]["roi_r"][k] for k in rois] for r in results])
         n = np.sum(np.isfinite(table), axis=0)
+        with warnings.catch_warnings():  # an ROI without a finite r in any subject: NaN (null in JSON)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, sem = np.nanmean(table, axis=0), np.nanstd(table, axis=0, ddof=1) / np.sqrt(n)
         out["layers"][layer] = {
-            "roi_r_mean": dict(zip(rois, np.nanmean(table, axis=0).tolist())),
-            "roi_r_sem": dict(zip(rois, (np.nanstd(table, axis=0, ddof=1) / np.sqrt(n)).tolist())),
+            "roi_r_mean": dict(zip(rois, mean.tolist())),
+            "roi_r_sem": dict(zip(rois, sem.tolist())),
             "n_subjects": dict(zip(rois, n.tolist())),
         }
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 import subprocess
@@ -28,8 +29,12 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
     return out
 
 
+@functools.cache
 def git_revision() -> str | None:
-    """The git commit of the mmneuro source tree (with ``+dirty`` when modified), or None."""
+    """The git commit of the mmneuro source tree (with ``+dirty`` when modified), or None.
+
+    Asked once per process (``git status`` takes about a second): the code a process runs is
+    the code it imported, whatever happens to the tree afterwards."""
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
