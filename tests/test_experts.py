@@ -27,11 +27,11 @@ from mmneuro.errors import InputError
 from mmneuro.models import WindowInput, get_adapter
 from mmneuro.models.moe import tiny_config
 from mmneuro.models.moe_intervention import (
-from mmneuro.results import latest_result
     RouterIntervention,
     plant_collapsed_router,
     route,
 )
+from mmneuro.results import latest_result
 
 L3 = 2  # decoder block index of "layer-3" (sparse; block 1 is dense in tiny_config)
 

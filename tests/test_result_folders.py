@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmneuro import cli, pipeline
+from mmneuro import pipeline
 from mmneuro.datasets.base import Dataset
 from mmneuro.errors import InputError
 from mmneuro.results import MARKER, ResultFolder, latest_result, read_marker, recover, results_named
