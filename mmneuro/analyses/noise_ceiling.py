@@ -17,7 +17,9 @@ Ceilings are deterministic functions of the responses, so :func:`noise_ceilings`
 them in a folder (``cache``): one ``<method>-<sha256>.npz`` per computation, keyed by the
 method and its parameters, the evaluation plan, the subject labels, and the bytes of every
 subject's response arrays and valid mask (:func:`ceiling_key`). Files are written
-atomically; an unreadable one is recomputed with a warning that names it. For a feature
+atomically and carry the sha256 of their arrays (``"sha256"``), verified on read; an
+unreadable or corrupt one (bad zip, flipped bits, wrong checksum) is recomputed with a
+warning that names it. For a feature
 cache root, :func:`ceiling_cache_dir` gives the folder to use.
 """
 
@@ -54,7 +56,8 @@ PER_SUBJECT = ("repeats", "split-half")
 #: the ceiling cache's folder inside a feature cache root (a name ``FeatureStore`` never gives a model)
 CACHE_FOLDER = ".ceilings"
 #: bumped whenever a method's numbers or the file layout change, so old files are not reused
-CACHE_FORMAT = 1
+#: (2: files carry a sha256 of their arrays)
+CACHE_FORMAT = 2
 #: split-half parameters (part of the cache key)
 SPLIT_HALF_MAX_SPLITS = 64
 SPLIT_HALF_SEED = 0
@@ -326,6 +329,18 @@ def ceiling_key(dataset: Dataset, method: str, everyone: Sequence[Responses]) ->
     return h.hexdigest()
 
 
+def _arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of a cache file's arrays (name, dtype, shape and bytes of each, by name; ``sha256`` itself excluded)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == "sha256":
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(memoryview(a).cast("B") if a.size else b"")
+    return h.hexdigest()
+
+
 def _to_arrays(digest: str, method: str, ceilings: dict[str, Ceiling]) -> dict[str, np.ndarray]:
     subjects = list(ceilings)
     arrays = {"key": np.array(digest), "method": np.array(method), "format": np.array(CACHE_FORMAT),
@@ -334,12 +349,15 @@ def _to_arrays(digest: str, method: str, ceilings: dict[str, Ceiling]) -> dict[s
     if all(ceilings[s].ev is not None for s in subjects):
         arrays["ev"] = np.stack([np.asarray(ceilings[s].ev, dtype=np.float64) for s in subjects])
         arrays["n_repeats"] = np.array([int(ceilings[s].n_repeats) for s in subjects])
+    arrays["sha256"] = np.array(_arrays_sha256(arrays))
     return arrays
 
 
 def _from_file(path: Path, digest: str, method: str, subjects: list[str], n_targets: int) -> dict[str, Ceiling]:
     with np.load(path, allow_pickle=False) as f:
         stored = {k: f[k] for k in f.files}
+    if "sha256" not in stored or str(stored["sha256"]) != _arrays_sha256(stored):
+        raise ValueError("its arrays do not match the sha256 written with them (corrupt file)")
     if str(stored["key"]) != digest or str(stored["method"]) != method or int(stored["format"]) != CACHE_FORMAT:
         raise ValueError("its key, method or format does not match the file name")
     if list(stored["subjects"]) != subjects or stored["r"].shape != (len(subjects), n_targets):

@@ -252,8 +252,9 @@ def event_features(runs: Iterable[Any], tr: float, kind: Kind = "hrf", store: An
             }
             key = store.key(model="events", weights="none", pooling=kind, window=window,
                             stimulus_files=[run.events], version=EVENTS_VERSION)
-            if store.has(key, kind):
-                out[run.name] = np.asarray(store.load(key, [kind])[kind].data, dtype=np.float32)
+            cached, missing = store.load_valid(key, [kind])
+            if not missing:
+                out[run.name] = np.asarray(cached[kind].data, dtype=np.float32)
                 continue
         ev = read_events(run.events, na_duration=na_duration, default_trial_type=default_trial_type)
         X, _ = event_regressors(ev, times, names, kind=kind, oversampling=oversampling, tr=tr)

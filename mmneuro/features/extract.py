@@ -31,8 +31,11 @@ when decoding is slower than the model. With a
 :class:`~mmneuro.features.store.FeatureStore`, windows are computed in chunks of
 ``chunk_windows`` (a multiple of the batch size); every finished chunk is committed
 atomically, so a killed extraction resumes at the first missing chunk and ends with
-arrays bitwise equal to an uninterrupted run; stored layers are read back and only the
-missing ones computed.
+arrays bitwise equal to an uninterrupted run; stored layers are read back (verified
+against their checksums) and only the missing ones computed. A stored layer or chunk that
+fails its checksum is named in a RuntimeWarning and recomputed. Two processes extracting
+the same key at once share chunks; the first to finish assembles each layer under the
+key's lock and the other reads its arrays back (see :mod:`mmneuro.features.store`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -512,14 +516,15 @@ def compute_features(
     ``workers``: preprocessing threads (default: ``adapter.preprocess_workers``, else 1 for
     word models and ``min(4, cpus // 2)`` for the others).
 
+    Several processes may extract the same key at once: chunks are shared, the first to
+    finish assembles each layer (under the key's lock) and the others read its arrays back;
+    a chunk failing its checksum is named in a warning and recomputed.
+
     Returns layer -> :class:`TimedFeatures` (``data`` (n, p) float32, ``times`` (n,)).
     """
-    from tqdm.auto import tqdm
-
     pooling = pooling or adapter.default_pooling
     label = adapter.pooling_label(pooling)
     layers = list(layers)
-    device = adapter.device
     batch_size = int(batch_size)
     n = len(plan)
     chunk = int(chunk_windows or DEFAULT_CHUNK_WINDOWS)
@@ -527,12 +532,57 @@ def compute_features(
     bounds = _chunk_bounds(n, chunk)
     tag = f"b{batch_size}-k{chunk}"
     use_store = store is not None and key is not None
+    t_start = time.perf_counter()
+    info = {"computed": 0, "wait_s": 0.0}
+    if not use_store:
+        parts = _run_model(adapter, plan, layers, pooling, batch_size, progress, desc, bounds, n, workers, prefetch, info)
+        result = {l: np.concatenate([parts[l][ab] for ab in bounds]) for l in layers}
+    else:
+        result = None
+        for _attempt in range(MAX_ASSEMBLE_ATTEMPTS):
+            # layers another process may have finished meanwhile need no chunks
+            pending = [l for l in layers if not store.has(key, l)]
+            if pending:
+                _run_model(adapter, plan, pending, pooling, batch_size, progress, desc, bounds, n, workers, prefetch,
+                           info, store=store, key=key, tag=tag)
+            result = _assemble(adapter, label, store, key, tag, layers, bounds, plan)
+            if result is not None:
+                break
+        if result is None:
+            raise InputError(f"feature store {store.folder(key)}: chunks of layers {layers} failed verification "
+                             f"{MAX_ASSEMBLE_ATTEMPTS} times in a row (a failing disk?); check the disk, delete that "
+                             f"folder and run again")
+    if report is not None:
+        report.computed_windows += info["computed"]
+        report.reused_windows += max(0, n - info["computed"])
+        report.wait_s += info["wait_s"]
+        report.seconds += time.perf_counter() - t_start
+    return {l: TimedFeatures(data=result[l], times=plan.times, pooling=label, layer=l, model=adapter.name,
+                             weights=adapter.weights.identity) for l in layers}
+
+
+#: how many times a layer is recomputed when its chunks keep failing verification
+MAX_ASSEMBLE_ATTEMPTS = 3
+
+
+def _run_model(adapter, plan, layers, pooling, batch_size, progress, desc, bounds, n, workers, prefetch, info,
+               store=None, key=None, tag=""):
+    """Run the model over the chunks of ``bounds`` not stored yet; commit each to ``store`` or return them.
+
+    With a store, stops early once every layer's final array exists (another process
+    assembled them). ``info["computed"]`` counts the windows run through the model.
+    """
+    from tqdm.auto import tqdm
+
+    device = adapter.device
+    use_store = store is not None
     if use_store:
         todo = [(a, b) for a, b in bounds if any(not store.has_chunk(key, tag, l, a, b) for l in layers)]
     else:
-        todo = bounds
+        todo = list(bounds)
     parts: dict[str, dict[tuple[int, int], np.ndarray]] = {l: {} for l in layers}
-    t_start = time.perf_counter()
+    if not todo:
+        return parts
     autocast = (
         torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
@@ -542,9 +592,10 @@ def compute_features(
                      pin=device.type == "cuda")
     acc: dict[str, list[np.ndarray]] = {l: [] for l in layers}
     filled = 0
+    batches = iter(pipe)
     try:
         with torch.inference_mode():
-            for c, m, batch in pipe:
+            for c, m, batch in batches:
                 with autocast:
                     out = adapter.forward(_to_device(batch, device))
                 pooled = adapter.pool(out, pooling, layers=layers)
@@ -553,6 +604,7 @@ def compute_features(
                         raise InputError(f"model {adapter.name!r} returned {pooled[l].shape[0]} rows for {m} windows")
                     acc[l].append(pooled[l])
                 filled += m
+                info["computed"] += m
                 a, b = todo[c]
                 if filled == b - a:  # the chunk is complete
                     for l in layers:
@@ -564,24 +616,54 @@ def compute_features(
                             parts[l][(a, b)] = arr
                         acc[l] = []
                     filled = 0
+                    if use_store and all(store.has(key, l) for l in layers):
+                        break  # another process assembled these layers: use its arrays
                 bar.update(m)
     finally:
+        batches.close()
         bar.close()
-    if report is not None:
-        report.computed_windows += sum(b - a for a, b in todo)
-        report.reused_windows += n - sum(b - a for a, b in todo)
-        report.wait_s += pipe.wait_s
-        report.seconds += time.perf_counter() - t_start
-    result = {}
-    for l in layers:
-        data = store.load_chunks(key, tag, l, bounds) if use_store else np.concatenate([parts[l][ab] for ab in bounds])
-        result[l] = TimedFeatures(data=data, times=plan.times, pooling=label, layer=l, model=adapter.name,
-                                  weights=adapter.weights.identity)
-    if use_store:
-        store.save(key, result, info=plan.info())
+        info["wait_s"] += pipe.wait_s
+    return parts
+
+
+def _assemble(adapter, label, store, key, tag, layers, bounds, plan) -> dict[str, np.ndarray] | None:
+    """Under ``key``'s exclusive lock: each layer's final array, from the store or assembled from its chunks.
+
+    A layer already stored (by this or another process) is read back; the others are
+    concatenated from their chunks, saved, and their chunks dropped. Corrupt chunks are
+    named in a warning and deleted, missing ones noted; then None is returned so the caller
+    computes them again.
+    """
+    from mmneuro.features.store import CorruptChunks
+
+    with store.lock(key, exclusive=True):
+        stored, _ = store.load_valid(key, [l for l in layers if store.has(key, l)])
+        out = {l: np.asarray(tf.data) for l, tf in stored.items()}
+        for l, tf in stored.items():
+            if len(tf) != len(plan):
+                raise InputError(f"stored features of layer {l!r} in {store.folder(key)} have {len(tf)} rows; the run "
+                                 f"has {len(plan)} windows")
+        retry = False
+        for l in layers:
+            if l in out:
+                continue
+            try:
+                out[l] = store.load_chunks(key, tag, l, bounds)
+            except CorruptChunks as err:
+                for path, why in err.corrupt.items():
+                    warnings.warn(f"feature store chunk {path} is corrupt ({why}); recomputing it", RuntimeWarning,
+                                  stacklevel=4)
+                store.drop_chunks(key, tag, l, err.bounds)
+                retry = True
+        if retry:
+            return None
+        new = {l: TimedFeatures(data=out[l], times=plan.times, pooling=label, layer=l, model=adapter.name,
+                                weights=adapter.weights.identity) for l in layers if l not in stored}
+        if new:
+            store.save(key, new, info=plan.info())
         for l in layers:
             store.drop_partial(key, l)
-    return result
+    return out
 
 
 def extract_run(
@@ -665,9 +747,10 @@ def extract_run(
         )
         rep.key, rep.folder = key.digest, str(store.folder(key))
         store.sweep(key)
-        missing = store.missing(key, layers)
-        cached = [l for l in layers if l not in missing]
-        result = store.load(key, cached) if cached else {}
+        # verified reads: a corrupt layer is named in a warning, discarded and recomputed
+        result, missing = store.load_valid(key, [l for l in layers if store.has(key, l)])
+        missing = [l for l in layers if l not in result]
+        cached = [l for l in layers if l in result]
         rep.cached_layers, rep.computed_layers = cached, list(missing)
         if missing:
             result.update(compute_features(adapter, plan, missing, pooling, batch_size, progress, desc,
