@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -100,6 +101,7 @@ def run_extract(args: argparse.Namespace) -> None:
     from mmneuro import pipeline
 
     kwargs = {} if args.cache is None else {"cache": args.cache}
+    pipeline.check_request(cache=kwargs.get("cache", pipeline.DEFAULT_CACHE), device=args.device)
     reports = pipeline.extract(
         model=args.model, stimuli=args.stimuli, layers=args.layers, weights=args.weights, window=args.window, tr=args.tr,
         allow_download=args.download, device=args.device, seed=args.seed, progress=not args.no_progress,
@@ -178,15 +180,46 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "datasets":
             run_datasets(args)
         elif args.command == "ablate":
+            from mmneuro import pipeline
             from mmneuro.ablate import study_module
 
+            pipeline.check_request(out=getattr(args, "out", None), cache=getattr(args, "cache", None),
+                                   device=getattr(args, "device", None), delays=getattr(args, "delays", None))
             print(study_module(args.study).run(args))
         else:
             run_models()
     except MMNeuroError as err:
         print(f"mmneuro: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("mmneuro: interrupted; finished results are kept, rerun to resume", file=sys.stderr)
+        return 130
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        print(f"mmneuro: error: {disk_error_message(err)}", file=sys.stderr)
+        return 1
     return 0
+
+
+#: Errors of the disk or filesystem under a path (not of mmneuro's input): one line naming the path.
+DISK_ERRORS = {
+    errno.ENOSPC: ("no space left on the device", "free space there, or point --out / --cache at another disk"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota, or point --out / --cache elsewhere"),
+    errno.EFBIG: ("file too large for its filesystem", "point --out / --cache at a filesystem that allows "
+                                                       "larger files"),
+    errno.EROFS: ("read-only filesystem", "point --out / --cache at a writable folder"),
+    errno.EACCES: ("permission denied", "fix the permissions, or point --out / --cache at a folder you can write"),
+}
+
+
+def disk_error_message(err: OSError) -> str:
+    """One line for a disk/filesystem error: what happened, on which path, what to do."""
+    what, todo = DISK_ERRORS[err.errno]
+    where = err.filename if err.filename is not None else "(path not reported by the system)"
+    if err.filename2 is not None:
+        where = f"{where} -> {err.filename2}"
+    return f"{what} at {where}; {todo}"
 
 
 if __name__ == "__main__":

@@ -80,12 +80,15 @@ def test_corrupt_features_file_is_named_and_nothing_is_written(demo_root, tmp_pa
     assert not out.exists()
 
 
-def test_features_with_mismatched_times_name_the_numbers(demo_root, tmp_path, capsys):
-    path = tmp_path / "feats.npz"
-    np.savez(path, times=np.arange(5.0), layer=np.zeros((4, 3)))
-    code, _, err = run_cli(["encode", "--model", "mine", "--features", str(path), "--dataset", str(demo_root),
+def test_features_with_mismatched_times_name_the_numbers(demo, demo_root, tmp_path, capsys):
+    folder = tmp_path / "feats"  # one <run>.npz per run (a single file serves a one-run dataset only)
+    folder.mkdir()
+    for run in demo.runs:
+        np.savez(folder / f"{run.name}.npz", times=run.tr_times, layer=np.zeros((run.n_trs, 3)))
+    np.savez(folder / "train-02.npz", times=np.arange(5.0), layer=np.zeros((4, 3)))
+    code, _, err = run_cli(["encode", "--model", "mine", "--features", str(folder), "--dataset", str(demo_root),
                             "--out", str(tmp_path / "r"), "--no-progress"], capsys)
-    assert code == 2 and "feats.npz" in err and "4 rows" in err and "5" in err
+    assert code == 2 and "train-02.npz" in err and "4 rows" in err and "5" in err
 
 
 def test_failure_while_writing_leaves_no_result_folder(demo, feature_cache, tmp_path, monkeypatch):

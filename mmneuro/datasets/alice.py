@@ -37,10 +37,8 @@ DESCRIPTION = Path(__file__).parent / "known" / "alice.toml"
 
 
 def _candidate_roots() -> list[Path]:
+    """The default places, tried when ``$MMNEURO_ALICE`` is not set."""
     cands = []
-    env = os.environ.get(ENV_VAR)
-    if env:
-        cands.append(Path(env))
     cands.append(Path.cwd() / _REL_DEFAULT)
     repo_root = Path(__file__).resolve().parents[2]
     cands.append(repo_root / _REL_DEFAULT)
@@ -50,7 +48,8 @@ def _candidate_roots() -> list[Path]:
 def resolve_alice_root(root: str | Path | None = None) -> Path:
     """The Alice folder: ``root`` if given, else ``$MMNEURO_ALICE``, else
     ``../shared/data/alice-brennan2016`` relative to the working directory, then to the
-    repository root. Raises :class:`InputError` listing what was tried when none exists."""
+    repository root. Raises :class:`InputError` listing what was tried when none exists, and
+    when ``$MMNEURO_ALICE`` is set but does not hold the data (never another copy instead)."""
     if root is not None:
         p = Path(root)
         if not (p / "fmri").is_dir():
@@ -59,6 +58,15 @@ def resolve_alice_root(root: str | Path | None = None) -> Path:
                 f"holding fmri/ and stimulus/ (alice-brennan2016)"
             )
         return p
+    env = os.environ.get(ENV_VAR)
+    if env:
+        p = Path(env).expanduser()
+        if not (p / "fmri").is_dir():
+            what = ("does not exist" if not p.exists() else "is not a folder" if not p.is_dir()
+                    else "has no fmri/ subfolder")
+            raise InputError(f"${ENV_VAR} is set to {p}, which {what}; point it at the alice-brennan2016 folder "
+                             f"(holding fmri/ and stimulus/), or unset it to use the default copy")
+        return p.resolve()
     tried = _candidate_roots()
     for p in tried:
         if (p / "fmri").is_dir():

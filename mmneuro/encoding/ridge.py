@@ -296,7 +296,26 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             if isinstance(nb, (bool, np.bool_)) or not isinstance(nb, numbers.Integral) or nb < 1:
                 raise InputError(f"{owner}: n_targets_batch must be a positive int or None; got {nb!r}.")
             nb = int(nb)
+        self._check_cv(owner)
         return dtype, alphas, nb
+
+    def _check_cv(self, owner: str) -> None:
+        """``cv`` is an int >= 2, a splitter with a ``split`` method, or an iterable of (train, val) pairs (the
+        forms of scikit-learn's ``check_cv``); checked at fit time, before the data, as scikit-learn does."""
+        cv = self.cv
+        forms = ("an int >= 2 (contiguous folds), a splitter with a split(X, y, groups) method (e.g. "
+                 "LeaveRunsOut()), or an iterable of (train_idx, val_idx) pairs")
+        if isinstance(cv, (bool, np.bool_)):
+            raise InputError(f"{owner}: cv must be {forms}; got {cv!r} (a bool).")
+        if isinstance(cv, numbers.Integral):
+            if int(cv) < 2:
+                raise InputError(f"{owner}: cv must be {forms}; got {cv!r} (cross-validation needs at least 2 folds).")
+            return
+        if isinstance(cv, (str, bytes)):
+            raise InputError(f"{owner}: cv must be {forms}; got the string {cv!r} (write cv=5, not cv='5').")
+        if callable(getattr(cv, "split", None)) or isinstance(cv, Iterable):
+            return
+        raise InputError(f"{owner}: cv must be {forms}; got {cv!r} ({type(cv).__name__}).")
 
     def _validate_X(self, X, dtype, reset: bool) -> np.ndarray:
         owner = self._owner()
@@ -382,7 +401,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
                 raw = contiguous_kfold(n, int(cv))
             else:
                 raw = list(LeaveRunsOut(n_splits=int(cv)).split(X, Y, groups))
-        elif hasattr(cv, "split"):
+        elif callable(getattr(cv, "split", None)) and not isinstance(cv, (str, bytes)):
             raw = list(cv.split(X, Y, groups))
         elif isinstance(cv, Iterable) and not isinstance(cv, (str, bytes)):
             raw = list(cv)

@@ -65,7 +65,34 @@ def get_adapter(
     """
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; available models: {', '.join(available_models())}")
+    check_device(device)
     return MODELS[name](weights=weights, device=device, allow_download=allow_download, seed=seed, **options)
+
+
+def check_device(device) -> None:
+    """Refuse, in one line, a ``--device`` this machine cannot run: not a torch device name, CUDA (or
+    MPS) without it, or a CUDA index beyond the GPUs present. None (the adapter's choice) passes."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"--device {device!r} is not a torch device ({first}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: CUDA is not available here (torch {torch.__version__} sees no "
+                             f"GPU); use --device cpu, or run on a machine with a GPU")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f"--device {device}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+                             f"; use one of them or --device cpu")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise InputError(f"--device {device}: MPS is not available here; use --device cpu")
 
 
 # ---- built-in models -----------------------------------------------------------------

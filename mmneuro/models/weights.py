@@ -201,11 +201,42 @@ def _from_hub(hub_id: str, revision: str | None, allow_download: bool, model: st
                 f"weights for {hub_id!r}{'@' + revision if revision else ''} are not in the local Hugging Face "
                 f"cache ({cache}) and downloading is off.\n" + guidance(hub_id, model)
             )
-        folder = _download(hub_id, revision, cache)
+        try:
+            folder = _download(hub_id, revision, cache)
+        except _network_errors() as err:
+            raise WeightsUnavailableError(download_failed(hub_id, revision, err)) from None
     commit = folder.name
     return ResolvedWeights(
         kind="hub", location=hub_id, identity=f"hub:{hub_id}@{commit}", path=folder, hub_id=hub_id
     )
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What fetching from the hub raises without a network or a reachable repository: the hub's own errors
+    (offline mode, no cached snapshot, HTTP errors) and the HTTP clients' transport errors. Disk errors
+    (ENOSPC...) are not among them: they reach the command with their path."""
+    import importlib
+
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, names in (("huggingface_hub.errors", ("LocalEntryNotFoundError", "OfflineModeIsEnabled",
+                                                      "HfHubHTTPError")),
+                          ("httpx", ("TransportError",)), ("httpx2", ("TransportError",)),
+                          ("requests.exceptions", ("ConnectionError", "Timeout"))):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type)]
+    return tuple(found)
+
+
+def download_failed(hub_id: str, revision: str | None, err: BaseException) -> str:
+    """One line: the download of ``hub_id`` failed (first line of ``err``), and how to bring the weights."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    rev = f" --revision {revision}" if revision else ""
+    return (f"cannot download {hub_id!r}{'@' + revision if revision else ''} from the Hugging Face hub "
+            f"({type(err).__name__}: {reason[:200]}); on a machine with internet run `hf download {hub_id}{rev}` "
+            f"and pass the folder it prints with --weights /path/to/folder")
 
 
 def _download(hub_id: str, revision: str | None, cache: Path) -> Path:  # pragma: no cover - needs internet

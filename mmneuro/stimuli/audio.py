@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from math import gcd
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     sr : its sample rate in Hz.
 
     Raises :class:`~mmneuro.errors.InputError` naming the file when it is missing, unreadable
-    or empty, or when ``sample_rate`` is not a positive integer.
+    or empty, when ``sample_rate`` is not a positive integer, or when averaging the channels
+    cancels the sound (channels in antiphase: mono RMS below :data:`DOWNMIX_MIN_RATIO` of the
+    mean channel RMS). Warns (``UserWarning``) when the file's rate is below ``sample_rate``.
     """
     import soundfile as sf
 
@@ -43,7 +46,13 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     if data.shape[0] == 0:
         raise InputError(f"audio file {path} holds no samples")
     wav = data.mean(axis=1, dtype=np.float64) if data.shape[1] > 1 else data[:, 0]
+    if data.shape[1] > 1:
+        _check_downmix(path, data, wav)
     sr = int(sr)
+    if sample_rate is not None and sample_rate > sr:
+        warnings.warn(f"audio file {path} is {sr} Hz, below the {sample_rate} Hz the model reads: it is upsampled, "
+                      f"so the model hears nothing above {sr / 2:g} Hz; use a recording at >= {sample_rate} Hz "
+                      f"if one exists", UserWarning, stacklevel=2)
     if sample_rate is not None and sample_rate != sr:
         from scipy.signal import resample_poly
 
@@ -51,3 +60,24 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         wav = resample_poly(np.asarray(wav, dtype=np.float64), sample_rate // g, sr // g)
         sr = sample_rate
     return np.ascontiguousarray(wav, dtype=np.float32), sr
+
+
+#: Averaging channels to mono must keep at least this fraction of the mean channel RMS; less means the
+#: channels cancel (antiphase wiring), and the model would hear near-silence.
+DOWNMIX_MIN_RATIO = 0.1
+#: Channels quieter than this RMS (full scale 1.0, about -100 dBFS) count as silent.
+SILENT_RMS = 1e-5
+
+
+def _check_downmix(path: Path, data: np.ndarray, mono: np.ndarray) -> None:
+    n = data.shape[0]
+    columns = (data[:, c].astype(np.float64) for c in range(data.shape[1]))  # one float64 copy at a time
+    channel_rms = [np.sqrt(np.dot(col, col) / n) for col in columns]
+    mean_rms = float(np.mean(channel_rms))
+    mono = np.asarray(mono, dtype=np.float64)
+    mono_rms = float(np.sqrt(np.dot(mono, mono) / n))
+    if mean_rms > SILENT_RMS and mono_rms < DOWNMIX_MIN_RATIO * mean_rms:
+        raise InputError(
+            f"audio file {path}: its {data.shape[1]} channels cancel when averaged to mono (mono RMS {mono_rms:.2g} vs "
+            f"{mean_rms:.2g} per channel: antiphase?); keep one channel (e.g. `ffmpeg -i IN -af pan=mono|c0=c0 OUT`) "
+            f"or fix the file")
