@@ -43,9 +43,14 @@ import numpy as np
 
 from mmneuro.brain.loaders import (
     _READ_ERRORS,
+    _check_run_header,
     _existing_file,
+    _iter_volumes,
     _mask_image,
+    _open_image,
     _read_image,
+    _scaler,
+    fortran_index,
     load_array,
     load_nifti_runs,
     load_roi_timeseries,
@@ -406,9 +411,12 @@ class SurfaceSpace(_Space):
         named = _hemi_in_name(p)
         if named is not None and named != hemi:
             raise InputError(f"GIfTI file {p} is named hemi-{named} but was given as hemisphere {hemi}")
+        from xml.parsers.expat import ExpatError
+
         try:
             img = nib.load(str(p))
-        except (ImageFileError, *_READ_ERRORS) as exc:
+        except (ImageFileError, ExpatError, *_READ_ERRORS, KeyError, IndexError, TypeError, AttributeError,
+                MemoryError) as exc:  # nibabel's GIfTI parser lets malformed XML through as any of these
             raise InputError(f"GIfTI file {p} could not be read (corrupt or truncated?): "
                              f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(img, nib.gifti.GiftiImage):
@@ -425,10 +433,16 @@ class SurfaceSpace(_Space):
                              f"functional .func.gii")
         try:
             data = [np.asarray(d.data) for d in arrays]
-        except (*_READ_ERRORS,) as exc:
+        except (*_READ_ERRORS, TypeError, AttributeError) as exc:
             raise InputError(f"GIfTI file {p}: data could not be decoded: {type(exc).__name__}: {exc}") from exc
+        odd = [(i, a.dtype) for i, a in enumerate(data) if not (np.issubdtype(a.dtype, np.number) or
+                                                              a.dtype == np.bool_)
+               or np.issubdtype(a.dtype, np.complexfloating)]
+        if odd:
+            raise InputError(f"GIfTI file {p}: data array {odd[0][0]} has dtype {odd[0][1]}; expected real numbers")
         if len(data) == 1 and data[0].ndim == 2:  # one (vertices, time) array
-            Y = data[0].T
+            with np.errstate(over="ignore"):  # float64 beyond float32's range: inf, caught below
+                Y = data[0].T.astype(np.float32)
             counts = {data[0].shape[0]}
         else:
             bad = [(i, a.shape) for i, a in enumerate(data) if a.ndim != 1]
@@ -438,14 +452,17 @@ class SurfaceSpace(_Space):
             counts = {a.shape[0] for a in data}
             if len(counts) > 1:
                 raise InputError(f"GIfTI file {p}: data arrays have different lengths {sorted(counts)}")
-            Y = np.stack(data, axis=0)
+            Y = np.empty((len(data), data[0].shape[0]), np.float32)  # filled row by row: no stacked copy
+            with np.errstate(over="ignore"):
+                for t, a in enumerate(data):
+                    Y[t] = a
+        data.clear()
         got = counts.pop()
         if got != n:
             other = _template_for(got)
             hint = f" (that is {other}: was it sampled to space-{other}?)" if other else ""
             raise InputError(f"GIfTI file {p} (hemisphere {hemi}) has {got} vertices{hint}, but mesh {self.name} "
                              f"has {n} per hemisphere")
-        Y = np.asarray(Y, np.float32)
         validate_responses(Y, f"GIfTI file {p}")
         return Y
 
@@ -632,28 +649,25 @@ class ParcelSpace(_Space):
         return Y
 
     def _average(self, path: Path) -> np.ndarray:
+        """Parcel means of a 4-D run, streamed volume by volume (float64 sums of one volume at a time)."""
         atlas, affine, labels = self._require_atlas(f"averaging NIfTI run {path} over parcels")
-        img, data = _read_image(path, "NIfTI file")
-        if data.ndim != 4:
-            raise InputError(f"NIfTI file {path} is {data.ndim}-D with shape {data.shape}; expected a 4-D run")
-        if data.shape[:3] != atlas.shape:
-            raise InputError(f"NIfTI file {path} has 3-D shape {data.shape[:3]} but the {self.atlas_label} has "
-                             f"{atlas.shape}; resample the atlas (nearest neighbour) to the run's grid")
-        if not np.allclose(img.affine, affine, atol=1e-4):
-            raise InputError(f"NIfTI file {path} and the {self.atlas_label} have different affines; they must be "
-                             f"in the same space")
+        p, img, shape = _open_image(path, "NIfTI file")
+        _check_run_header(p, shape, np.asarray(img.affine, np.float64), atlas.shape, affine,
+                          str(self.atlas_label), "resample the atlas (nearest neighbour) to the run's grid")
         flat = atlas.reshape(-1)
         order = np.argsort(labels)
         sorted_labels = np.asarray(labels)[order]
         idx = np.searchsorted(sorted_labels, flat).clip(0, len(labels) - 1)
         inside = sorted_labels[idx] == flat
         col = order[idx[inside]]
-        X = np.asarray(data, np.float64).reshape(-1, data.shape[3])[inside]  # (voxels in parcels, time)
-        sums = np.zeros((len(labels), data.shape[3]))
-        np.add.at(sums, col, X)
+        where = fortran_index(np.flatnonzero(inside), atlas.shape)  # voxels in parcels, C order
         counts = np.bincount(col, minlength=len(labels))
+        scale = _scaler(img.dataobj)
+        sums = np.zeros((len(labels), shape[3]))
+        for t, vol in enumerate(_iter_volumes(p, img, shape, "NIfTI file")):
+            sums[:, t] = np.bincount(col, weights=np.asarray(scale(vol[where]), np.float64), minlength=len(labels))
         Y = (sums / counts[:, None]).T.astype(np.float32)
-        validate_responses(Y, f"NIfTI file {path} (parcel means)")
+        validate_responses(Y, f"NIfTI file {p} (parcel means)")
         return Y
 
     def to_image(self, values: np.ndarray):

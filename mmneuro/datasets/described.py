@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tokenize
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,8 +234,8 @@ def h5_key(path: Path, key: str) -> str:
     try:
         with h5py.File(path, "r") as f:
             names = _h5_datasets(f)
-    except OSError as exc:
-        raise InputError(f"HDF5 file {path} could not be read ({type(exc).__name__})") from None
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:  # h5py's errors for corrupt files
+        raise InputError(f"HDF5 file {path} could not be read ({type(exc).__name__}: {exc})") from None
     hits = [n for n in names if fnmatch.fnmatchcase(n, key.lstrip("/"))]
     if len(hits) != 1:
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
@@ -278,17 +279,22 @@ def _n_rows(path: Path, key: str | None, time_axis: int) -> int | None:
     if name.endswith(".npy"):
         try:
             shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-        except ValueError as exc:
-            raise InputError(f"array file {path} could not be read: {exc}") from None
+        except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
+            raise InputError(f"array file {path} could not be read ({type(exc).__name__}): not a .npy array "
+                             "numpy can open") from None
         return int(shape[time_axis]) if len(shape) == 2 else None
     if name.endswith((".h5", ".hdf5", ".hdf")):
         import h5py
 
         exact = h5_key(path, key) if key else None
-        with h5py.File(path, "r") as f:
-            if exact is None:
-                return None
-            shape = f[exact].shape
+        if exact is None:
+            return None
+        try:
+            with h5py.File(path, "r") as f:
+                shape = f[exact].shape
+        except (OSError, KeyError, RuntimeError, ValueError, AttributeError) as exc:
+            raise InputError(f"HDF5 file {path}: dataset {exact!r} could not be read ({type(exc).__name__}: "
+                             f"{exc})") from None
         return int(shape[time_axis]) if len(shape) == 2 else None
     return None
 

@@ -39,37 +39,51 @@ def load_precomputed(path: str | Path, layers: list[str] | None = None, model: s
     except Exception as e:
         raise InputError(f"{path}: cannot read as .npz ({e})") from e
     with z:
-        if "times" not in z.files:
-            raise InputError(f"{path}: no 'times' array (found {sorted(z.files)})")
-        times = np.asarray(z["times"], dtype=np.float64)
-        if times.ndim != 1:
-            raise InputError(f"{path}: 'times' must be 1-D; got shape {times.shape}")
-        if not np.all(np.isfinite(times)):
-            raise InputError(f"{path}: 'times' has {int((~np.isfinite(times)).sum())} non-finite values")
-        pooling = str(z["pooling"]) if "pooling" in z.files else "precomputed"
-        names = [k for k in z.files if k not in RESERVED]
-        if not names:
-            raise InputError(f"{path}: no layer arrays besides 'times'")
-        if layers is not None:
-            missing = [l for l in layers if l not in names]
-            if missing:
-                raise InputError(f"{path}: layers {missing} not found; the file has {sorted(names)}")
-            names = list(layers)
-        out = {}
-        for name in names:
-            a = np.asarray(z[name])
-            if a.ndim == 1:
-                a = a[:, None]
-            if a.ndim != 2:
-                raise InputError(f"{path}: layer {name!r} must be (n, p); got shape {a.shape}")
-            if a.shape[0] != times.shape[0]:
-                raise InputError(
-                    f"{path}: layer {name!r} has {a.shape[0]} rows but 'times' has {times.shape[0]} entries"
-                )
-            if not np.issubdtype(a.dtype, np.number):
-                raise InputError(f"{path}: layer {name!r} is not numeric (dtype {a.dtype})")
-            bad = ~np.isfinite(a)
-            if bad.any():
-                raise InputError(f"{path}: layer {name!r} has {int(bad.sum())} non-finite values")
-            out[name] = TimedFeatures(data=a.astype(np.float32), times=times.copy(), pooling=pooling, layer=name, model=model)
+        return _read_members(path, z, layers, model)
+
+
+def _member(path: Path, z, name: str) -> np.ndarray:
+    """One array of the archive; a damaged or non-numeric member -> InputError naming it."""
+    try:
+        a = np.asarray(z[name])
+    except Exception as e:  # BadZipFile, a CRC error, a pickled object refused, a truncated member
+        raise InputError(f"{path}: array {name!r} cannot be read ({type(e).__name__}); write the file again "
+                         "with numpy.savez") from e
+    if name != "pooling" and a.dtype.kind not in "biuf":  # bool, integers, floats; complex and text refused
+        raise InputError(f"{path}: array {name!r} is not real numbers (dtype {a.dtype})")
+    return a
+
+
+def _read_members(path: Path, z, layers: list[str] | None, model: str) -> dict[str, TimedFeatures]:
+    if "times" not in z.files:
+        raise InputError(f"{path}: no 'times' array (found {sorted(z.files)})")
+    times = _member(path, z, "times").astype(np.float64)
+    if times.ndim != 1:
+        raise InputError(f"{path}: 'times' must be 1-D; got shape {times.shape}")
+    if not np.all(np.isfinite(times)):
+        raise InputError(f"{path}: 'times' has {int((~np.isfinite(times)).sum())} non-finite values")
+    pooling = str(_member(path, z, "pooling")) if "pooling" in z.files else "precomputed"
+    names = [k for k in z.files if k not in RESERVED]
+    if not names:
+        raise InputError(f"{path}: no layer arrays besides 'times'")
+    if layers is not None:
+        missing = [l for l in layers if l not in names]
+        if missing:
+            raise InputError(f"{path}: layers {missing} not found; the file has {sorted(names)}")
+        names = list(layers)
+    out = {}
+    for name in names:
+        a = _member(path, z, name)
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2:
+            raise InputError(f"{path}: layer {name!r} must be (n, p); got shape {a.shape}")
+        if a.shape[0] != times.shape[0]:
+            raise InputError(
+                f"{path}: layer {name!r} has {a.shape[0]} rows but 'times' has {times.shape[0]} entries"
+            )
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise InputError(f"{path}: layer {name!r} has {int(bad.sum())} non-finite values")
+        out[name] = TimedFeatures(data=a.astype(np.float32), times=times.copy(), pooling=pooling, layer=name, model=model)
     return out

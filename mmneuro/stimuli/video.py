@@ -52,6 +52,11 @@ def _open(path: str | Path):
     if not container.streams.video:
         container.close()
         raise InputError(f"{path} holds no video stream")
+    context = container.streams.video[0].codec_context
+    if context is None or not context.width or not context.height:
+        container.close()
+        raise InputError(f"video file {path}: its first video stream has no decoder or no frame size (corrupt or "
+                         f"unsupported codec?)")
     return container
 
 
