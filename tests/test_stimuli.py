@@ -120,7 +120,8 @@ def test_read_audio_stereo_resampled(tmp_path):
     t = np.arange(sr0) / sr0  # 1 s
     sine = np.sin(2 * np.pi * f * t)
     _write_wav(tmp_path / "s.wav", np.stack([0.8 * sine, 0.4 * sine], axis=1), sr0, "FLOAT")
-    wav, sr = read_audio(tmp_path / "s.wav", sample_rate=16000)
+    with pytest.warns(UserWarning, match="8000 Hz, below the 16000 Hz"):
+        wav, sr = read_audio(tmp_path / "s.wav", sample_rate=16000)
     assert sr == 16000 and wav.shape == (16000,) and wav.dtype == np.float32
     spec = np.abs(np.fft.rfft(wav))
     assert np.fft.rfftfreq(len(wav), 1 / sr)[spec.argmax()] == pytest.approx(f, abs=1.0)
@@ -179,6 +180,23 @@ def test_read_words_tsv_errors(tmp_path):
         read_words(p)
     with pytest.raises(InputError, match="nope.tsv"):
         read_words(tmp_path / "nope.tsv")
+
+
+@pytest.mark.parametrize("secret", [
+    "hunter2:x:0:0:hunter2:/hunter2:/bin/zsh\n",                  # not a header: the header error
+    "onset\tduration\tword\nhunter2:x:0\t0:hunter2\t/bin/zsh\n",  # a row that is not numbers
+])
+def test_words_file_symlinked_elsewhere_is_never_echoed(tmp_path, secret):
+    """Issue 10, defect 1: a words file symlinked to a system file printed that file's first line."""
+    target = tmp_path / "system" / "passwd"
+    target.parent.mkdir()
+    target.write_text(secret)
+    link = tmp_path / "words.tsv"
+    link.symlink_to(target)
+    with pytest.raises(InputError) as err:
+        read_words(link)
+    msg = str(err.value)
+    assert "words.tsv" in msg and "line" in msg and "hunter2" not in msg and "zsh" not in msg
 
 
 def _textgrid(tiers: list[tuple[str, str, list[tuple[float, float, str]]]]) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmneuro.errors import InputError
+from mmneuro.errors import InputError, describe_cell
 
 NA = "n/a"
 REQUIRED_COLUMNS = ("onset", "duration")
@@ -101,11 +101,6 @@ class Events:
         return int(len(self.onsets))
 
 
-def _cell(value: str, limit: int = 40) -> str:
-    """The offending cell, quoted and shortened, for error messages."""
-    return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
 def _number(path: Path, lineno: int, col: str, cell: str, *, na: float | None = None,
             minimum: float | None = None) -> float:
     """The number in one cell; ``n/a`` gives ``na`` (an error when None)."""
@@ -117,12 +112,12 @@ def _number(path: Path, lineno: int, col: str, cell: str, *, na: float | None = 
         hint = " (pass na_duration= to give n/a durations a value)" if col == "duration" else ""
         raise InputError(f"{where}: n/a is not allowed{hint}")
     if not _NUMBER.match(raw):
-        raise InputError(f"{where}: {_cell(raw)} is not a number")
+        raise InputError(f"{where}: {describe_cell(raw)} that is not a number")
     value = float(raw)
     if not math.isfinite(value):
-        raise InputError(f"{where}: {_cell(raw)} is not finite")
+        raise InputError(f"{where}: the value is not finite")
     if minimum is not None and value < minimum:
-        raise InputError(f"{where}: {_cell(raw)} is negative (must be >= 0)")
+        raise InputError(f"{where}: the value is negative (must be >= 0)")
     return value
 
 
@@ -170,7 +165,7 @@ def read_events(path: str | Path, *, na_duration: float | None = None,
                 header = [c.strip() for c in row]
                 dup = sorted({h for h in header if header.count(h) > 1})
                 if dup:
-                    raise InputError(f"events file {path}, line {lineno}: header repeats the column(s) {dup}")
+                    raise InputError(f"events file {path}, line {lineno}: the header repeats {len(dup)} column name(s)")
                 missing = [c for c in REQUIRED_COLUMNS if c not in header]
                 if "trial_type" not in header and default_trial_type is None:
                     missing.append("trial_type")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmneuro.errors import InputError
+from mmneuro.errors import InputError, describe_cell
 
 SILENCE_LABELS = frozenset({"", "sp", "sil", "<sil>", "SIL", "<SIL>"})
 
@@ -48,7 +48,7 @@ class Words:
         if np.any(self.offsets < self.onsets):
             i = int(np.flatnonzero(self.offsets < self.onsets)[0])
             raise InputError(
-                f"Words: word {i} ({self.words[i]!r}) ends ({self.offsets[i]}) before it starts "
+                f"Words: word {i} ends ({self.offsets[i]}) before it starts "
                 f"({self.onsets[i]})"
             )
 
@@ -87,15 +87,28 @@ def read_words(path: str | Path) -> Words:
       ``word``/``words`` (any case), else the first interval tier.
 
     Silence labels are dropped. Raises :class:`~mmneuro.errors.InputError` naming the file for
-    a missing file, a missing column, a malformed row, or a TextGrid without interval tiers.
+    a missing file, a missing column, a malformed row, a TextGrid without interval tiers, or
+    onsets that go backwards (the line or interval where they first do; ties are fine).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"words file not found: {path}")
     if path.suffix.lower() == ".textgrid":
         tier = read_textgrid_tier(path)
+        _check_sorted(f"words file {path}, tier {tier['name']!r}", tier["xmin"],
+                      [f"intervals [{i}]" for i in range(1, len(tier["xmin"]) + 1)])
         return _drop_silence(tier["xmin"], tier["xmax"], tier["text"])
     return _read_words_tsv(path)
+
+
+def _check_sorted(where: str, onsets, places: list[str]) -> None:
+    """Refuse onsets that go backwards (ties are fine), naming the first place where they do."""
+    on = np.asarray(onsets, dtype=np.float64)
+    back = np.flatnonzero(np.diff(on) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise InputError(f"{where}, {places[i]}: onset {on[i]:g} s comes before the onset {on[i - 1]:g} s of the "
+                         f"word before it ({places[i - 1]}); words must be in time order: sort them by onset")
 
 
 def _read_words_tsv(path: Path) -> Words:
@@ -104,30 +117,34 @@ def _read_words_tsv(path: Path) -> Words:
     names = {c.strip().strip('"').lower() for c in first.split("\t")}
     if names & set(TRANSCRIPT_COLUMNS):
         return _read_transcript(path, text, tr=None)
-    rows = list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
-    rows = [r for r in rows if any(c.strip() for c in r)]
+    numbered = [(lineno, r) for lineno, r in
+                enumerate(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE), start=1)
+                if any(c.strip() for c in r)]
+    rows = [r for _, r in numbered]
     if not rows:
         raise InputError(f"words file {path} is empty; expected a header 'onset\\tduration\\tword'")
     header = [c.strip().lower() for c in rows[0]]
     if "onset" not in header or "word" not in header or not ({"duration", "offset"} & set(header)):
         raise InputError(
-            f"words file {path}: header {rows[0]} must name the columns onset, duration (or "
+            f"words file {path}, line {numbered[0][0]}: the header must name the columns onset, duration (or "
             f"offset) and word, tab-separated"
         )
     i_on, i_w = header.index("onset"), header.index("word")
     i_dur = header.index("duration") if "duration" in header else None
     i_off = header.index("offset") if i_dur is None else None
     onsets, offsets, labels = [], [], []
-    for lineno, row in enumerate(rows[1:], start=2):
+    for lineno, row in numbered[1:]:
         try:
             on = float(row[i_on])
             end = on + float(row[i_dur]) if i_dur is not None else float(row[i_off])
             word = row[i_w] if i_w < len(row) else ""
         except (IndexError, ValueError) as exc:
-            raise InputError(f"words file {path}, line {lineno}: cannot parse {row!r} ({exc})") from exc
+            raise InputError(f"words file {path}, line {lineno}: expected a number in the onset and duration (or "
+                             f"offset) columns ({type(exc).__name__})") from exc
         onsets.append(on)
         offsets.append(end)
         labels.append(word)
+    _check_sorted(f"words file {path}", onsets, [f"line {lineno}" for lineno, _ in numbered[1:]])
     try:
         return _drop_silence(onsets, offsets, labels)
     except InputError as exc:
@@ -183,7 +200,8 @@ def read_transcript_tsv(path: str | Path, tr: float | None = None, tolerance: fl
 
     Raises :class:`~mmneuro.errors.InputError` naming the file, the line (1-based, header = line
     1) and the column for a malformed cell: not a list literal, a list of the wrong element
-    type, non-finite or negative numbers, or lists of unequal lengths within a row.
+    type, non-finite or negative numbers, lists of unequal lengths within a row, or onsets that
+    go backwards from one word to the next.
     """
     path = Path(path)
     if not path.is_file():
@@ -191,10 +209,6 @@ def read_transcript_tsv(path: str | Path, tr: float | None = None, tolerance: fl
     if tr is not None and not (math.isfinite(float(tr)) and float(tr) > 0):
         raise InputError(f"read_transcript_tsv: tr must be a positive number of seconds; got {tr!r}")
     return _read_transcript(path, _read_text(path), tr=None if tr is None else float(tr), tolerance=tolerance)
-
-
-def _short(value: str, limit: int = 40) -> str:
-    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _parse_list_cell(path: Path, lineno: int, column: str, cell: str, element: str) -> list:
@@ -208,18 +222,18 @@ def _parse_list_cell(path: Path, lineno: int, column: str, cell: str, element: s
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise InputError(f"{where}: {_short(raw)} is not a Python list literal ({type(exc).__name__})") from exc
+        raise InputError(f"{where}: {describe_cell(raw)} that is not a Python list literal ({type(exc).__name__})") from exc
     if not isinstance(value, list):
-        raise InputError(f"{where}: {_short(raw)} is a {type(value).__name__}, not a list")
+        raise InputError(f"{where}: the cell is a {type(value).__name__}, not a list")
     for k, v in enumerate(value):
         if element == "str":
             if not isinstance(v, str):
-                raise InputError(f"{where}: item {k} of {_short(raw)} is a {type(v).__name__}, not a string")
+                raise InputError(f"{where}: item {k} of the list is a {type(v).__name__}, not a string")
         else:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise InputError(f"{where}: item {k} of {_short(raw)} is a {type(v).__name__}, not a number")
+                raise InputError(f"{where}: item {k} of the list is a {type(v).__name__}, not a number")
             if not math.isfinite(v):
-                raise InputError(f"{where}: item {k} of {_short(raw)} is not finite")
+                raise InputError(f"{where}: item {k} of the list is not finite")
     return value
 
 
@@ -230,6 +244,7 @@ def _read_transcript(path: Path, text: str, tr: float | None, tolerance: float =
     onsets: list[float] = []
     offsets: list[float] = []
     labels: list[str] = []
+    places: list[str] = []
     row_index = -1
     try:
         for row in reader:
@@ -280,10 +295,12 @@ def _read_transcript(path: Path, text: str, tr: float | None, tolerance: float =
             onsets.extend(float(o) for o in ons)
             offsets.extend(float(o) + float(d) for o, d in zip(ons, durs))
             labels.extend(words)
+            places.extend(f"line {lineno}" for _ in words)
     except csv.Error as exc:
         raise InputError(f"transcript file {path}, line {reader.line_num}: malformed TSV ({exc})") from exc
     if header is None:
         raise InputError(f"transcript file {path} is empty; expected a header with {', '.join(TRANSCRIPT_COLUMNS)}")
+    _check_sorted(f"transcript file {path}", onsets, places)
     try:
         return _drop_silence(onsets, offsets, labels)
     except InputError as exc:
@@ -293,7 +310,11 @@ def _read_transcript(path: Path, text: str, tr: float | None, tolerance: float =
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"text file {path} starts with a UTF-16 byte-order mark but is not valid UTF-16 "
+                             f"({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -380,7 +401,7 @@ def read_textgrid_tier(path: str | Path, tier: str | None = None) -> dict:
             try:
                 interval[key] = float(value)
             except ValueError as exc:
-                raise InputError(f"{path}, line {i}: bad time {value!r}") from exc
+                raise InputError(f"{path}, line {i}: {key} is not a number") from exc
         elif key == "text":
             interval["text"] = value
             if "xmin" not in interval or "xmax" not in interval:
