@@ -14,7 +14,7 @@ For one subject and a model with a cross-modal attention mask (TVLT):
    (n = layers).
 
 The maths is in :mod:`mmneuro.analyses.attention`; this module loads, calls, writes and prints.
-Results go to ``<out>/<dataset>/sub-<label>/ablate-attention/<model label>/``: ``results.json``,
+Results go to ``<out>/<dataset>/sub-<label>/ablate-attention/<model label>-<digest>/``: ``results.json``,
 ``arrays.npz``, NIfTI maps (``r_full_<layer>``, ``r_blocked_<layer>``, ``drop_<layer>``),
 ``provenance.json`` and ``figure.png``.
 """

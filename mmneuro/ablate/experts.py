@@ -14,7 +14,7 @@ For a mixture-of-experts model (``qwen3-vl-moe``) on a dataset and subject:
    paired block bootstrap (:func:`mmneuro.analyses.experts.intervention_effect`); the routing
    after the intervention and which layers' features changed are recorded too.
 
-Writes ``results/<dataset>/sub-<label>/ablate-experts/<model label>/``: ``results.json``,
+Writes ``results/<dataset>/sub-<label>/ablate-experts/<model label>-<digest>/``: ``results.json``,
 ``arrays.npz`` (per-expert r, utilisation), NIfTI maps of the change of r per studied layer
 (``change_r_<layer>.nii.gz``; ``.npy`` for ROI datasets), ``provenance.json`` and ``figure.png``.
 
@@ -134,7 +134,7 @@ def expert_study(dataset: str | Path | Dataset = "demo", subject: str | int = 1,
     cache : feature cache folder (None: no caching).
     n_boot, block_len, seed : the paired block bootstrap of the intervention test.
 
-    Returns an :class:`ExpertStudy`; writes ``out/<dataset>/sub-<label>/ablate-experts/<model label>/``.
+    Returns an :class:`ExpertStudy`; writes ``out/<dataset>/sub-<label>/ablate-experts/<model label>-<digest>/``.
     """
     from mmneuro.models.registry import get_adapter
 

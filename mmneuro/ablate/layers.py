@@ -8,7 +8,7 @@ writes the result folder and prints a table::
     mmneuro ablate layers --dataset alice --model minilm --subject all
     mmneuro ablate layers --dataset demo --model minilm --subject 1 --layers 0 3 6
 
-Result folder (default ``results/<dataset>/sub-<label>/ablate-layers/<model>/``, ``<label>`` =
+Result folder (default ``results/<dataset>/sub-<label>/ablate-layers/<model>-<digest>/``, ``<label>`` =
 the subject, or ``all`` for several): ``results.json`` (per layer and ROI: mean r, CI, p, q,
 normalised alignment and its CI; best layer per ROI; comparisons with CIs, p and FDR q; the
 baseline; ceilings), ``arrays.npz`` (per-subject ROI r, ceilings, bootstrap draws, voxel r),

@@ -8,7 +8,7 @@ each space's features are also removed from the joint model's features
 (:func:`mmneuro.analyses.removal.feature_removal`) and the two answers are set side by side per
 ROI (:func:`~mmneuro.analyses.partition.compare_with_removal`).
 
-Writes ``results/<dataset>/sub-<label>/ablate-partition/<spaces label>/``: ``results.json``,
+Writes ``results/<dataset>/sub-<label>/ablate-partition/<spaces label>-<digest>/``: ``results.json``,
 ``arrays.npz`` (per-target R² of every subset, unique, shared, split), ``unique_<space>`` and
 ``shared`` maps (NIfTI; ``.npy`` for ROI datasets), ``provenance.json`` and ``figure.png``.
 """

@@ -7,7 +7,7 @@ per ROI with a paired block bootstrap, BH-FDR over ROIs; ROI contrasts ("the aud
 loses more than the visual ROI") are tested on the same draws
 (:func:`mmneuro.analyses.removal.feature_removal`).
 
-Writes ``results/<dataset>/sub-<label>/ablate-remove/<joint>-minus-<removed>/``:
+Writes ``results/<dataset>/sub-<label>/ablate-remove/<joint>-minus-<removed>-<digest>/``:
 ``results.json`` (per layer and ROI: r full / residual, drop, 95 % CI, p, q; contrasts),
 ``arrays.npz`` (per-target r, drop, p, q of every layer), ``drop_<layer>.nii.gz`` maps (``.npy``
 for ROI datasets), ``provenance.json`` and ``figure.png``.
