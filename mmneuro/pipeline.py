@@ -425,7 +425,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
 
     results = []
     for label in subjects:
-        resp = responses_of(label)
+        resp = loaded[label] = responses_of(label)  # kept while the ceiling may ask for every subject
         with timings("ridge"):
             fits = {layer: fit_evaluate(ds, by_layer[layer], resp, delays, alphas, feature_detrend=feature_detrend,
                                         backend=backend)
@@ -434,7 +434,7 @@ def encode(model: str, subject: str | int = 1, dataset: str | Path | Dataset = "
             if label not in ceilings:  # per the dataset's ceiling method; cached beside the features
                 ceilings.update(subject_ceilings(ds, resp, all_responses,
                                                  cache=ceiling_cache_dir(cache) if cache is not None else None))
-                loaded.clear()  # every subject's ceiling is known: keep no one's responses
+            loaded.clear()  # this subject is done and every ceiling asked for is known: keep no one's responses
             ceil = ceilings[label]
         del resp
         summary = summarize(chosen, fits, ceil, ds)

@@ -253,3 +253,28 @@ def test_two_encode_processes_racing_into_one_out():
     problems: list[str] = []
     counts = race.run(2, echo=problems.append)
     assert counts["survived"] == 2, problems
+
+
+def test_each_subjects_responses_are_released_before_the_next_is_loaded(tmp_path):
+    """Defect 10: `--subject all` kept every subject's responses until the end."""
+    import gc
+    import weakref
+
+    ds, features = tiny_study(tmp_path, subjects=("01", "02", "03"))
+    alive: dict[str, list[weakref.ref]] = {}
+    still_held: list[tuple[str, list[str]]] = []
+    load = ds.load_responses
+
+    def tracked(label):
+        gc.collect()
+        still_held.append((label, sorted(s for s, refs in alive.items() if s != label and any(r() is not None for r in refs))))
+        resp = load(label)
+        alive[label] = [weakref.ref(a) for a in resp.runs.values()]
+        return resp
+
+    ds.load_responses = tracked
+    encode(ds, features, tmp_path / "out")
+    # the ceiling needs every subject once (sub-01's turn); after that, one subject at a time
+    loads = [label for label, _ in still_held]
+    assert loads[:3] == ["01", "02", "03"] and loads[3:] == ["02", "03"]
+    assert [held for label, held in still_held[3:]] == [[], []]
